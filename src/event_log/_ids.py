@@ -1,0 +1,44 @@
+"""Time-ordered UUIDv7 ids (RFC 9562), monotonic within the process.
+
+Hand-rolled on purpose: the standard library of Python 3.11 has no ``uuid7``,
+and the algorithm is a dozen lines. RFC 9562 method 3 ("monotonic random"):
+the 74 bits after the millisecond timestamp are random, and when a new value
+would not exceed the previous one it becomes the previous one plus a small
+random step, so ids made one after another strictly increase even within a
+millisecond or when the wall clock steps back.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+__all__ = ["new_id"]
+
+_RANDOM_BITS = 74  # 12 bits of rand_a + 62 bits of rand_b
+_lock = threading.Lock()
+_last = 0
+
+
+def _next_value() -> int:
+    global _last
+    # random's global generator is reseeded after fork(), so two processes
+    # never share a sequence; ids need uniqueness, not secrecy.
+    candidate = (time.time_ns() // 1_000_000) << _RANDOM_BITS | random.getrandbits(_RANDOM_BITS)
+    with _lock:
+        if candidate <= _last:
+            # A random step keeps ids from different threads hard to collide.
+            candidate = _last + 1 + random.getrandbits(32)
+        _last = candidate
+    return candidate
+
+
+def new_id() -> str:
+    """A new canonical lowercase UUIDv7 string, greater than every earlier one."""
+    value = _next_value()
+    ms = value >> _RANDOM_BITS
+    rand_a = (value >> 62) & 0xFFF
+    rand_b = value & ((1 << 62) - 1)
+    h = f"{ms:012x}7{rand_a:03x}{(0b10 << 62) | rand_b:016x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -1,0 +1,396 @@
+"""EventLogger: the async repository coordinators await to log, query and prune events.
+
+It composes the other modules: validation (``_models``), the group-commit
+writer (``_writer``), statements and cursors (``_queries``) and the engine
+(``_engine``, ``_database``). It holds no SQL of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Collection, Generator, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ._database import Database
+from ._engine import create_engine, resolve_url
+from ._errors import InvalidEventError, LoggerClosedError, translate_storage_errors
+from ._migrate import upgrade
+from ._models import (
+    DEFAULT_MAX_DATA_BYTES,
+    Event,
+    NewEvent,
+    Page,
+    PreparedEvent,
+    coerce_new_event,
+    prepare_event,
+)
+from ._queries import (
+    MAX_PAGE_SIZE,
+    CursorCodec,
+    EventFilter,
+    check_limit,
+    check_minutes,
+    count_statement,
+    event_by_id_statement,
+    list_statement,
+    minutes_ago,
+    prune_batch_statement,
+    row_to_event,
+    sort_summary,
+    summary_statement,
+)
+from ._writer import DEFAULT_MAX_BATCH_ROWS, Writer, WriterStats
+
+__all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
+
+# Rows deleted per prune transaction: small enough that a batch holds SQLite's
+# write lock for a few milliseconds, so concurrent log_event calls barely wait.
+DEFAULT_PRUNE_BATCH_SIZE = 1_000
+
+
+class EventLogger:
+    """Log, query and prune swarm events; safe to share between asyncio tasks.
+
+    ``EventLogger(engine)`` uses a caller's engine (whose schema must already
+    exist) and never disposes it; ``EventLogger.open(url)`` makes and owns one.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        prune_batch_size: int = DEFAULT_PRUNE_BATCH_SIZE,
+        cursor_key: bytes | None = None,
+    ) -> None:
+        if max_data_bytes < 1 or max_batch_rows < 1 or prune_batch_size < 1:
+            raise ValueError("max_data_bytes, max_batch_rows and prune_batch_size must be >= 1")
+        self._db = Database(engine)
+        self._writer = Writer(self._db, max_batch_rows=max_batch_rows)
+        self._max_data_bytes = max_data_bytes
+        self._prune_batch_size = prune_batch_size
+        self._cursors = CursorCodec(cursor_key if cursor_key is not None else os.urandom(32))
+        self._owned_engine: AsyncEngine | None = None
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        url: str | URL | None = None,
+        *,
+        migrate: bool = True,
+        max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
+        **options: Any,
+    ) -> _Opening:
+        """Open a logger that owns its engine: ``async with EventLogger.open(url) as log``.
+
+        ``url`` falls back to ``$EVENT_LOG_URL``, then :data:`DEFAULT_URL`. With
+        ``migrate`` the schema is brought to the newest revision first. Leaving
+        the ``async with`` flushes every pending write and disposes the engine.
+        ``await EventLogger.open(...)`` also works; then call ``close()`` yourself.
+        """
+        return _Opening(cls, url, migrate, dict(options, max_data_bytes=max_data_bytes))
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._db.engine
+
+    @property
+    def stats(self) -> WriterStats:
+        """Events written, failed and still queued by this logger."""
+        return self._writer.stats
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Flush pending writes, stop the writer, dispose an owned engine. Idempotent."""
+        if self._closed:
+            await self._writer.close()
+            return
+        self._closed = True
+        try:
+            await self._writer.close()
+        finally:
+            if self._owned_engine is not None:
+                engine, self._owned_engine = self._owned_engine, None
+                await engine.dispose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LoggerClosedError("the logger is closed")
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _prepare(
+        self,
+        event_type: str,
+        source: str,
+        task_id: str | None,
+        agent_id: str | None,
+        data: Mapping[str, Any] | None,
+        timestamp: datetime | None,
+    ) -> PreparedEvent:
+        return prepare_event(
+            event_type,
+            source,
+            task_id,
+            agent_id,
+            data,
+            timestamp,
+            max_data_bytes=self._max_data_bytes,
+        )
+
+    async def log_event(
+        self,
+        event_type: str,
+        source: str,
+        *,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> Event:
+        """Validate, write and return one event once its transaction has committed."""
+        self._check_open()
+        prepared = self._prepare(event_type, source, task_id, agent_id, data, timestamp)
+        await self._writer.submit((prepared.row,))
+        return prepared.event
+
+    async def log_events(self, events: Iterable[NewEvent | Mapping[str, Any]]) -> list[Event]:
+        """Validate every event first, then commit them all in one transaction, or none."""
+        self._check_open()
+        prepared: list[PreparedEvent] = []
+        for index, item in enumerate(events):
+            try:
+                new = coerce_new_event(item)
+                prepared.append(
+                    self._prepare(
+                        new.event_type,
+                        new.source,
+                        new.task_id,
+                        new.agent_id,
+                        new.data,
+                        new.timestamp,
+                    )
+                )
+            except InvalidEventError as exc:
+                raise InvalidEventError(f"event #{index}: {exc}") from exc
+        if prepared:
+            await self._writer.submit([p.row for p in prepared])
+        return [p.event for p in prepared]
+
+    def emit(
+        self,
+        event_type: str,
+        source: str,
+        *,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        timestamp: datetime | None = None,
+    ) -> Event:
+        """Validate now, queue the write, return at once; callable from any thread.
+
+        ``await flush()`` waits for it; a failed write is logged on the ``event_log``
+        logger and counted in ``stats.failed``.
+        """
+        self._check_open()
+        prepared = self._prepare(event_type, source, task_id, agent_id, data, timestamp)
+        self._writer.emit(prepared.row)
+        return prepared.event
+
+    async def flush(self) -> None:
+        """Wait until every event queued so far (``emit`` included) is committed or failed."""
+        self._check_open()
+        await self._writer.flush()
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def _fetch_events(self, stmt: Any) -> list[Event]:
+        self._check_open()
+        with translate_storage_errors("reading events"):
+            async with self._db.connect() as conn:
+                result = await conn.execute(stmt)
+                return [row_to_event(row) for row in result]
+
+    async def _scalar(self, stmt: Any) -> Any:
+        self._check_open()
+        with translate_storage_errors("reading events"):
+            async with self._db.connect() as conn:
+                return (await conn.execute(stmt)).scalar_one()
+
+    async def get_event(self, event_id: str) -> Event | None:
+        """The event with this id, or None (also for an id that is not a well-formed string)."""
+        self._check_open()
+        if not isinstance(event_id, str) or "\x00" in event_id or len(event_id) > 64:
+            return None
+        events = await self._fetch_events(event_by_id_statement(event_id))
+        return events[0] if events else None
+
+    async def list_events(
+        self,
+        *,
+        event_type: str | Collection[str] | None = None,
+        source: str | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        """One page of matching events in ``(timestamp, id)`` order; follow ``next_cursor``."""
+        self._check_open()
+        limit = check_limit(limit, maximum=MAX_PAGE_SIZE)
+        flt = EventFilter.build(
+            event_type=event_type,
+            source=source,
+            task_id=task_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+        )
+        after = None if cursor is None else self._cursors.decode(cursor, newest_first=newest_first)
+        stmt = list_statement(
+            flt, self._db.dialect, newest_first=newest_first, after=after, limit=limit + 1
+        )
+        events = await self._fetch_events(stmt)
+        next_cursor = None
+        if len(events) > limit:
+            del events[limit:]
+            last = events[-1]
+            next_cursor = self._cursors.encode(
+                (last.timestamp, last.id), newest_first=newest_first
+            )
+        return Page(events=events, next_cursor=next_cursor)
+
+    async def count_events(
+        self,
+        *,
+        event_type: str | Collection[str] | None = None,
+        source: str | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many events match the filters of :meth:`list_events`."""
+        self._check_open()
+        flt = EventFilter.build(
+            event_type=event_type,
+            source=source,
+            task_id=task_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+        )
+        return int(await self._scalar(count_statement(flt, self._db.dialect)))
+
+    async def get_task_events(self, task_id: str) -> list[Event]:
+        """Every event of one task, oldest first: its full timeline, uncapped."""
+        self._check_open()
+        flt = EventFilter.build(task_id=task_id)
+        return await self._fetch_events(list_statement(flt, self._db.dialect, newest_first=False))
+
+    async def get_agent_events(self, agent_id: str, *, limit: int = 100) -> list[Event]:
+        """One agent's newest events, newest first."""
+        self._check_open()
+        flt = EventFilter.build(agent_id=agent_id)
+        stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
+        return await self._fetch_events(stmt)
+
+    async def get_recent_events(self, minutes: float = 60, *, limit: int = 1000) -> list[Event]:
+        """Events of the last ``minutes`` minutes, newest first."""
+        self._check_open()
+        since = minutes_ago(check_minutes("minutes", minutes))
+        flt = EventFilter(since=since)
+        stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
+        return await self._fetch_events(stmt)
+
+    async def get_event_summary(self, minutes: float = 60) -> dict[str, int]:
+        """Event type to count over the last ``minutes`` minutes, largest count first."""
+        self._check_open()
+        since = minutes_ago(check_minutes("minutes", minutes))
+        with translate_storage_errors("summarising events"):
+            async with self._db.connect() as conn:
+                rows = (await conn.execute(summary_statement(since))).all()
+        return sort_summary(rows)
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def prune_events(self, older_than_days: float = 30) -> int:
+        """Delete events older than ``older_than_days`` days in short batches; return the count.
+
+        Each batch is its own transaction, queued behind pending writes, so
+        concurrent ``log_event`` callers wait at most one batch.
+        """
+        self._check_open()
+        days = check_minutes("older_than_days", older_than_days)
+        cutoff = minutes_ago(days * 24 * 60)
+        stmt = prune_batch_statement(cutoff, self._prune_batch_size)
+
+        async def delete_batch(conn: AsyncConnection) -> int:
+            return (await conn.execute(stmt)).rowcount
+
+        deleted = 0
+        while True:
+            batch = await self._writer.run_job(delete_batch)
+            deleted += batch
+            if batch < self._prune_batch_size:
+                return deleted
+
+
+class _Opening:
+    """What ``EventLogger.open()`` returns: an async context manager, or an awaitable."""
+
+    def __init__(
+        self,
+        cls: type[EventLogger],
+        url: str | URL | None,
+        migrate: bool,
+        options: dict[str, Any],
+    ) -> None:
+        self._cls = cls
+        self._url = url
+        self._migrate = migrate
+        self._options = options
+        self._logger: EventLogger | None = None
+
+    async def _open(self) -> EventLogger:
+        engine = create_engine(resolve_url(self._url))
+        try:
+            if self._migrate:
+                await upgrade(engine)
+            logger = self._cls(engine, **self._options)
+        except BaseException:
+            await engine.dispose()
+            raise
+        logger._owned_engine = engine
+        return logger
+
+    def __await__(self) -> Generator[Any, None, EventLogger]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> EventLogger:
+        self._logger = await self._open()
+        return self._logger
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        assert self._logger is not None
+        await self._logger.close()

@@ -1,0 +1,311 @@
+"""Every read and delete statement, built in one place, plus the keyset cursors.
+
+Listings order by ``(timestamp, id)`` and page with row-value comparisons on
+that pair, so every page is an index range scan whatever its depth, and events
+sharing a timestamp are never skipped or repeated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+import re
+import struct
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Select,
+    Table,
+    and_,
+    delete,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+)
+
+from ._errors import InvalidCursorError
+from ._models import Event
+from ._schema import EventRecord
+from ._types import is_valid_event_type
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "CursorCodec",
+    "EventFilter",
+    "Position",
+    "check_limit",
+    "check_minutes",
+    "count_statement",
+    "event_by_id_statement",
+    "list_statement",
+    "minutes_ago",
+    "prune_batch_statement",
+    "row_to_event",
+    "sort_summary",
+    "summary_statement",
+]
+
+MAX_PAGE_SIZE = 1000
+_table = cast(Table, EventRecord.__table__)
+_c = _table.c
+_EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
+_PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\.\*")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+Position = tuple[datetime, str]
+AnySelect = Select[*tuple[Any, ...]]
+
+
+def row_to_event(row: Sequence[Any]) -> Event:
+    """An :class:`Event` from a row of ``_EVENT_COLUMNS`` (stored rows are not re-validated)."""
+    return Event.model_construct(
+        id=row[0],
+        event_type=row[1],
+        source=row[2],
+        task_id=row[3],
+        agent_id=row[4],
+        data=row[5],
+        timestamp=row[6],
+    )
+
+
+def _aware(name: str, value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {value!r})")
+    return value.astimezone(UTC)
+
+
+def _filter_text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
+    return value
+
+
+def check_limit(limit: object, *, maximum: int | None = None) -> int:
+    """A page size: an int of at least 1 (and at most ``maximum``), else ``ValueError``."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if limit < 1 or (maximum is not None and limit > maximum):
+        bound = f"1..{maximum}" if maximum is not None else ">= 1"
+        raise ValueError(f"limit must be {bound}, got {limit}")
+    return limit
+
+
+def check_minutes(name: str, value: object) -> float:
+    """A non-negative, finite number of minutes or days."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def minutes_ago(minutes: float) -> datetime:
+    """Now minus ``minutes``, clamped to the earliest datetime for huge windows."""
+    try:
+        return datetime.now(UTC) - timedelta(minutes=minutes)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The filters of ``list_events`` / ``count_events``, validated once."""
+
+    types: tuple[str, ...] | None = None
+    prefixes: tuple[str, ...] = ()
+    source: str | None = None
+    task_id: str | None = None
+    agent_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        event_type: str | Collection[str] | None = None,
+        source: str | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> EventFilter:
+        """Validate user filters; raises ``ValueError`` (or ``TypeError`` for wrong types)."""
+        types: tuple[str, ...] | None = None
+        prefixes: list[str] = []
+        if event_type is not None:
+            wanted = [event_type] if isinstance(event_type, str) else list(event_type)
+            exact: list[str] = []
+            for item in wanted:
+                if not isinstance(item, str):
+                    raise TypeError(f"event_type must be a string, not {type(item).__name__}")
+                if _PREFIX_PATTERN.fullmatch(item):
+                    prefixes.append(item[:-1])  # "task.*" -> "task."
+                elif is_valid_event_type(item):
+                    exact.append(str(item))
+                else:
+                    raise ValueError(
+                        f"event_type filter {item!r} is neither an event type nor a "
+                        f"prefix pattern such as 'task.*'"
+                    )
+            types = tuple(exact)
+        return cls(
+            types=types,
+            prefixes=tuple(prefixes),
+            source=_filter_text("source", source),
+            task_id=_filter_text("task_id", task_id),
+            agent_id=_filter_text("agent_id", agent_id),
+            since=None if since is None else _aware("since", since),
+            until=None if until is None else _aware("until", until),
+        )
+
+    def clauses(self, dialect: str) -> list[ColumnElement[bool]]:
+        """WHERE clauses for this filter on ``dialect`` ("sqlite" or "postgresql")."""
+        where: list[ColumnElement[bool]] = []
+        if self.types is not None:
+            options: list[ColumnElement[bool]] = []
+            if self.types:
+                options.append(
+                    _c.event_type == self.types[0]
+                    if len(self.types) == 1
+                    else _c.event_type.in_(self.types)
+                )
+            options.extend(_prefix_clause(prefix, dialect) for prefix in self.prefixes)
+            where.append(or_(*options) if len(options) > 1 else options[0] if options else false())
+        if self.source is not None:
+            where.append(_c.source == self.source)
+        if self.task_id is not None:
+            where.append(_c.task_id == self.task_id)
+        if self.agent_id is not None:
+            where.append(_c.agent_id == self.agent_id)
+        if self.since is not None:
+            where.append(_c.timestamp >= self.since)
+        if self.until is not None:
+            where.append(_c.timestamp < self.until)
+        return where
+
+
+def _prefix_clause(prefix: str, dialect: str) -> ColumnElement[bool]:
+    if dialect == "sqlite":
+        # SQLite compares text bytewise: a half-open range is exact and uses the index.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "task." -> "task/"
+        return and_(_c.event_type >= prefix, _c.event_type < upper)
+    # Server collations need not be bytewise; LIKE with escaping is exact everywhere.
+    return _c.event_type.startswith(prefix, autoescape=True)
+
+
+def _ordered(stmt: AnySelect, newest_first: bool) -> AnySelect:
+    if newest_first:
+        return stmt.order_by(_c.timestamp.desc(), _c.id.desc())
+    return stmt.order_by(_c.timestamp.asc(), _c.id.asc())
+
+
+def list_statement(
+    flt: EventFilter,
+    dialect: str,
+    *,
+    newest_first: bool,
+    after: Position | None = None,
+    limit: int | None = None,
+) -> AnySelect:
+    """Events matching ``flt`` in ``(timestamp, id)`` order, strictly after ``after``."""
+    stmt = select(*_EVENT_COLUMNS).where(*flt.clauses(dialect))
+    if after is not None:
+        key = tuple_(_c.timestamp, _c.id)
+        bound = tuple_(*after, types=(_c.timestamp.type, _c.id.type))
+        stmt = stmt.where(key < bound if newest_first else key > bound)
+    stmt = _ordered(stmt, newest_first)
+    return stmt if limit is None else stmt.limit(limit)
+
+
+def count_statement(flt: EventFilter, dialect: str) -> AnySelect:
+    return select(func.count()).select_from(_table).where(*flt.clauses(dialect))
+
+
+def event_by_id_statement(event_id: str) -> AnySelect:
+    return select(*_EVENT_COLUMNS).where(_c.id == event_id)
+
+
+def summary_statement(since: datetime) -> AnySelect:
+    return (
+        select(_c.event_type, func.count())
+        .where(_c.timestamp >= since)
+        .group_by(_c.event_type)
+    )
+
+
+def prune_batch_statement(cutoff: datetime, batch_size: int) -> Delete:
+    """Delete the oldest ``batch_size`` events older than ``cutoff`` (one short transaction)."""
+    oldest = (
+        select(_c.id)
+        .where(_c.timestamp < cutoff)
+        .order_by(_c.timestamp, _c.id)
+        .limit(batch_size)
+        .scalar_subquery()
+    )
+    return delete(_table).where(_c.id.in_(oldest))
+
+
+class CursorCodec:
+    """Opaque, tamper-evident keyset cursors: an HMAC-signed ``(direction, timestamp, id)``.
+
+    The key is private to the logger (random unless given), so a cursor only
+    works with the logger (or loggers sharing the key) that issued it.
+    """
+
+    _MAC_SIZE = 16
+    _HEAD = struct.Struct(">cq")  # direction byte, microseconds since the epoch
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[: self._MAC_SIZE]
+
+    def encode(self, position: Position, *, newest_first: bool) -> str:
+        when, event_id = position
+        micros = (when - _EPOCH) // timedelta(microseconds=1)
+        payload = self._HEAD.pack(b"n" if newest_first else b"o", micros) + event_id.encode()
+        return base64.urlsafe_b64encode(self._mac(payload) + payload).rstrip(b"=").decode()
+
+    def decode(self, cursor: object, *, newest_first: bool) -> Position:
+        """The position in ``cursor``, or :class:`InvalidCursorError`."""
+        if not isinstance(cursor, str) or not cursor:
+            raise InvalidCursorError("cursor must be a non-empty string issued by this logger")
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidCursorError("cursor is malformed") from None
+        mac, payload = raw[: self._MAC_SIZE], raw[self._MAC_SIZE :]
+        if len(payload) < self._HEAD.size or not hmac.compare_digest(mac, self._mac(payload)):
+            raise InvalidCursorError("cursor was not issued by this logger or was altered")
+        direction, micros = self._HEAD.unpack_from(payload)
+        if direction != (b"n" if newest_first else b"o"):
+            raise InvalidCursorError(
+                f"cursor was issued for newest_first={not newest_first}; "
+                f"it cannot page with newest_first={newest_first}"
+            )
+        return _EPOCH + timedelta(microseconds=micros), payload[self._HEAD.size :].decode()
+
+
+def sort_summary(rows: Sequence[Sequence[Any]]) -> dict[str, int]:
+    """Event type to count, largest count first (ties by type name, for stable output)."""
+    pairs = sorted(((str(r[0]), int(r[1])) for r in rows), key=lambda p: (-p[1], p[0]))
+    return dict(pairs)

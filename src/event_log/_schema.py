@@ -1,0 +1,128 @@
+"""The ``event_log`` table as a typed SQLAlchemy 2.x declarative model.
+
+Column types are true to each dialect: on PostgreSQL ``timestamptz`` and
+``jsonb``; on SQLite fixed-width UTC text (``2026-03-01T12:00:00.123456+00:00``,
+so text order is time order and index range scans work) and JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Dialect, Index, MetaData, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = ["TIMESTAMP_TEXT_WIDTH", "Base", "EventRecord", "JSONText", "UTCDateTime", "format_utc"]
+
+# "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"
+TIMESTAMP_TEXT_WIDTH = 32
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def format_utc(value: datetime) -> str:
+    """The SQLite storage form of an aware datetime: fixed width, UTC, microseconds."""
+    if value.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(TIMESTAMP_TEXT_WIDTH))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return format_utc(value)
+        if value.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+        assert isinstance(parsed, datetime)
+        return parsed.astimezone(UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON documents bound as already-encoded text: ``jsonb`` on PostgreSQL, text on SQLite.
+
+    The logger encodes each event's data exactly once (during validation, where
+    it also measures its size), so binding skips SQLAlchemy's JSON serialiser:
+    the text goes to the driver unchanged (asyncpg's jsonb codec takes text).
+    Reading returns decoded Python values on both backends.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(Text())
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        return None
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], Any] | None:
+        if dialect.name == "postgresql":
+            return None  # SQLAlchemy's asyncpg jsonb codec already decoded it
+        loads = json.loads
+
+        def process(value: Any) -> Any:
+            return None if value is None else loads(value)
+
+        return process
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose naming convention keeps constraint names stable for Alembic."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class EventRecord(Base):
+    """One row of ``event_log`` (ADR 017's seven columns)."""
+
+    __tablename__ = "event_log"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    agent_id: Mapped[str | None] = mapped_column(String(255))
+    data: Mapped[Any] = mapped_column(JSONText(), nullable=True)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    # Every index ends in (timestamp, id), the order of every listing, so a
+    # filtered listing or keyset page is an index range scan with no sort step.
+    __table_args__ = (
+        Index("ix_event_log_timestamp_id", "timestamp", "id"),
+        Index("ix_event_log_task_id_timestamp_id", "task_id", "timestamp", "id"),
+        Index("ix_event_log_agent_id_timestamp_id", "agent_id", "timestamp", "id"),
+        Index("ix_event_log_event_type_timestamp_id", "event_type", "timestamp", "id"),
+    )

@@ -1,0 +1,309 @@
+"""The group-commit writer: one task that turns every queued write into few transactions.
+
+Callers append to one queue (from the event loop, or from any thread through
+``emit``). The writer task takes everything queued, up to ``max_batch_rows``
+rows, and inserts it in one transaction; while that commits, new callers queue
+up and form the next batch, so under load a batch grows to meet demand with no
+timer. Each awaiting caller is resolved only after its transaction committed,
+or failed with :class:`StorageError` if it did not. When a shared transaction
+fails, its submissions are retried one transaction each, so one bad
+submission never fails another caller's events.
+
+Exclusive jobs (a prune batch) run in the same queue, in their own short
+transaction, so they never contend with this process's own writes for a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ._database import Database
+from ._errors import EventLogError, LoggerClosedError, as_storage_error
+from ._schema import EventRecord
+
+__all__ = ["DEFAULT_MAX_BATCH_ROWS", "Writer", "WriterStats"]
+
+T = TypeVar("T")
+
+# Rows per transaction at most; large enough to amortise the commit, small
+# enough that one transaction never holds SQLite's write lock for long.
+DEFAULT_MAX_BATCH_ROWS = 2_000
+
+log = logging.getLogger("event_log")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Event counts: committed, failed (never dropped silently) and still queued."""
+
+    written: int
+    failed: int
+    queued: int
+
+
+class _Write:
+    __slots__ = ("future", "rows")
+
+    def __init__(self, rows: Sequence[dict[str, Any]], future: asyncio.Future[None] | None):
+        self.rows = rows
+        self.future = future
+
+
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(
+        self, fn: Callable[[AsyncConnection], Awaitable[Any]], future: asyncio.Future[Any]
+    ):
+        self.fn = fn
+        self.future = future
+
+
+class _Barrier:
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[None]):
+        self.future = future
+
+
+class _Stop:
+    __slots__ = ()
+
+
+class Writer:
+    """Owns the write queue and the task that drains it into transactions."""
+
+    def __init__(self, db: Database, *, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS) -> None:
+        self._db = db
+        self._max_batch_rows = max_batch_rows
+        self._insert = insert(cast(Table, EventRecord.__table__))
+        self._queue: deque[_Write | _Job | _Barrier | _Stop] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._wake = asyncio.Event()
+        self._wake_pending = False
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # guards the counters, touched from any thread
+        self._written = 0
+        self._failed = 0
+        self._queued = 0
+
+    # -- binding to the loop ------------------------------------------------------
+
+    def bind(self) -> asyncio.AbstractEventLoop:
+        """Bind to the running loop on first use; refuse a second loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+            self._loop_thread = threading.get_ident()
+        elif self._loop is not loop:
+            raise EventLogError("this logger belongs to another event loop")
+        return loop
+
+    def _start(self) -> None:
+        if self._task is None:
+            assert self._loop is not None
+            self._task = self._loop.create_task(self._run(), name="event_log writer")
+
+    def _on_loop_wake(self) -> None:
+        self._wake_pending = False
+        if not self._closed or self._task is not None:
+            self._start()
+        self._wake.set()
+
+    # -- submitting -----------------------------------------------------------------
+
+    @property
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(self._written, self._failed, self._queued)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LoggerClosedError("the logger is closed")
+
+    def _count_queued(self, n: int) -> None:
+        with self._lock:
+            self._queued += n
+
+    def submit(self, rows: Sequence[dict[str, Any]]) -> asyncio.Future[None]:
+        """Queue rows as one all-or-nothing write (on the loop); the future resolves on commit."""
+        self._check_open()
+        loop = self.bind()
+        future: asyncio.Future[None] = loop.create_future()
+        self._count_queued(len(rows))
+        self._queue.append(_Write(rows, future))
+        self._start()
+        self._wake.set()
+        return future
+
+    def emit(self, row: dict[str, Any]) -> None:
+        """Queue one row without waiting, from the loop's thread or any other."""
+        self._check_open()
+        loop = self._loop
+        on_loop_thread = loop is None or threading.get_ident() == self._loop_thread
+        if on_loop_thread:
+            try:
+                loop = self.bind()
+            except RuntimeError:
+                raise EventLogError(
+                    "emit() from a thread with no running event loop needs a logger that "
+                    "has already been used inside its loop (await something on it first)"
+                ) from None
+        assert loop is not None
+        self._count_queued(1)
+        self._queue.append(_Write((row,), None))
+        if on_loop_thread:
+            self._start()
+            self._wake.set()
+        elif not self._wake_pending:
+            self._wake_pending = True
+            try:
+                loop.call_soon_threadsafe(self._on_loop_wake)
+            except RuntimeError:  # the loop has closed
+                self._wake_pending = False
+                raise LoggerClosedError("the logger's event loop is closed") from None
+
+    async def run_job(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``fn`` in its own transaction, in queue order with the writes."""
+        self._check_open()
+        loop = self.bind()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append(_Job(fn, future))
+        self._start()
+        self._wake.set()
+        return await future
+
+    async def flush(self) -> None:
+        """Wait until everything queued before this call is committed (or failed)."""
+        loop = self.bind()
+        if self._task is None and not self._queue:
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.append(_Barrier(future))
+        self._start()
+        self._wake.set()
+        await future
+
+    async def close(self) -> None:
+        """Refuse new writes, commit everything queued, stop the task."""
+        if self._closed:
+            if self._task is not None:
+                await asyncio.shield(self._task)
+            return
+        self._closed = True
+        if self._task is None and not self._queue:
+            return
+        self.bind()
+        self._queue.append(_Stop())
+        self._start()
+        self._wake.set()
+        assert self._task is not None
+        await asyncio.shield(self._task)
+
+    # -- the writer task --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                head = queue[0]
+                if isinstance(head, _Write):
+                    batch: list[_Write] = []
+                    rows = 0
+                    while queue and isinstance(queue[0], _Write) and rows < self._max_batch_rows:
+                        write = queue.popleft()
+                        assert isinstance(write, _Write)
+                        batch.append(write)
+                        rows += len(write.rows)
+                    await self._commit(batch)
+                    continue
+                queue.popleft()
+                if isinstance(head, _Job):
+                    await self._run_job(head)
+                elif isinstance(head, _Barrier):
+                    if not head.future.done():
+                        head.future.set_result(None)
+                else:
+                    return
+        finally:
+            self._fail_leftovers()
+
+    async def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        async with self._db.begin() as conn:
+            await conn.execute(self._insert, list(rows))
+
+    async def _commit(self, batch: list[_Write]) -> None:
+        rows = batch[0].rows if len(batch) == 1 else [r for w in batch for r in w.rows]
+        try:
+            await self._insert_rows(rows)
+        except Exception as exc:
+            if len(batch) == 1:
+                self._failed_write(batch[0], exc)
+                return
+            # Isolate the failure: retry each submission in its own transaction.
+            for write in batch:
+                try:
+                    await self._insert_rows(write.rows)
+                except Exception as single_exc:
+                    self._failed_write(write, single_exc)
+                else:
+                    self._committed(write)
+            return
+        for write in batch:
+            self._committed(write)
+
+    def _committed(self, write: _Write) -> None:
+        n = len(write.rows)
+        with self._lock:
+            self._written += n
+            self._queued -= n
+        if write.future is not None and not write.future.done():
+            write.future.set_result(None)
+
+    def _failed_write(self, write: _Write, exc: BaseException) -> None:
+        n = len(write.rows)
+        with self._lock:
+            self._failed += n
+            self._queued -= n
+        error = as_storage_error(f"writing {n} event(s)", exc)
+        if write.future is not None:
+            if not write.future.done():
+                write.future.set_exception(error)
+            return
+        ids = ", ".join(str(r["id"]) for r in write.rows)
+        log.error("event_log: emitted event(s) %s could not be written: %s", ids, exc)
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            async with self._db.begin() as conn:
+                result = await job.fn(conn)
+        except Exception as exc:
+            if not job.future.done():
+                job.future.set_exception(as_storage_error("a maintenance job", exc))
+        else:
+            if not job.future.done():
+                job.future.set_result(result)
+
+    def _fail_leftovers(self) -> None:
+        """Anything still queued when the task ends is failed loudly, never lost quietly."""
+        while self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _Write):
+                self._failed_write(item, LoggerClosedError("the logger closed before this write"))
+            elif isinstance(item, _Job | _Barrier) and not item.future.done():
+                item.future.set_exception(LoggerClosedError("the logger is closed"))
