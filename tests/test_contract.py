@@ -579,22 +579,17 @@ async def test_storage_failure_raises_storage_error_and_is_counted(
 
 async def test_failed_batch_does_not_fail_other_callers(log: EventLogger) -> None:
     from event_log import StorageError
+    from event_log._models import prepare_event
 
     # A row that passes validation but breaks the insert: a duplicate primary key.
     first = await log.log_event("task.created", "c")
-    writer = log._writer
-    dup = dict(
-        id=first.id,
-        event_type="task.created",
-        source="c",
-        task_id=None,
-        agent_id=None,
-        data=None,
-        timestamp=first.timestamp,
-    )
-    bad = writer.submit((dup,))
-    goods = [log.log_event("task.started", "c") for _ in range(5)]
-    results = await asyncio.gather(bad, *goods, return_exceptions=True)
+    duplicate = prepare_event("task.created", "c", max_data_bytes=100).row | {"id": first.id}
+    goods = [prepare_event("task.started", "c", max_data_bytes=100).row for _ in range(5)]
+    # Queued without yielding to the loop, so the writer takes all six as one batch.
+    futures = [log._writer.submit((duplicate,))] + [log._writer.submit((row,)) for row in goods]
+    results = await asyncio.gather(*futures, return_exceptions=True)
     assert isinstance(results[0], StorageError)
-    assert all(isinstance(r, Event) for r in results[1:])
+    assert results[0].__cause__ is not None
+    assert results[1:] == [None] * 5
     assert await log.count_events() == 6
+    assert (log.stats.written, log.stats.failed) == (6, 1)

@@ -324,7 +324,7 @@ class EventLogger:
         since = minutes_ago(check_minutes("minutes", minutes))
         with translate_storage_errors("summarising events"):
             async with self._db.connect() as conn:
-                rows = (await conn.execute(summary_statement(since))).all()
+                rows = (await conn.execute(summary_statement(since, self._db.dialect))).all()
         return sort_summary(rows)
 
     # -- retention ----------------------------------------------------------------------

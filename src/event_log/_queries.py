@@ -23,11 +23,13 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Select,
+    String,
     Table,
     and_,
     delete,
     false,
     func,
+    literal_column,
     or_,
     select,
     tuple_,
@@ -176,18 +178,26 @@ class EventFilter:
             until=None if until is None else _aware("until", until),
         )
 
-    def clauses(self, dialect: str) -> list[ColumnElement[bool]]:
-        """WHERE clauses for this filter on ``dialect`` ("sqlite" or "postgresql")."""
+    def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
+        """WHERE clauses for this filter on ``dialect`` ("sqlite" or "postgresql").
+
+        ``ordered``: the caller sorts by ``(timestamp, id)``. SQLite's planner would
+        serve a multi-type or prefix filter from the event_type index and then
+        sort; disabling that index (a unary ``+``) makes it walk an index that is
+        already in ``(timestamp, id)`` order and stop after ``limit`` rows.
+        """
         where: list[ColumnElement[bool]] = []
         if self.types is not None:
+            column: ColumnElement[str] = _c.event_type
+            single = len(self.types) == 1 and not self.prefixes
+            if ordered and dialect == "sqlite" and not single:
+                column = _UNINDEXED_TYPE
             options: list[ColumnElement[bool]] = []
             if self.types:
                 options.append(
-                    _c.event_type == self.types[0]
-                    if len(self.types) == 1
-                    else _c.event_type.in_(self.types)
+                    column == self.types[0] if len(self.types) == 1 else column.in_(self.types)
                 )
-            options.extend(_prefix_clause(prefix, dialect) for prefix in self.prefixes)
+            options.extend(_prefix_clause(column, prefix, dialect) for prefix in self.prefixes)
             where.append(or_(*options) if len(options) > 1 else options[0] if options else false())
         if self.source is not None:
             where.append(_c.source == self.source)
@@ -202,13 +212,17 @@ class EventFilter:
         return where
 
 
-def _prefix_clause(prefix: str, dialect: str) -> ColumnElement[bool]:
+# SQLite: a unary "+" keeps the planner from using an index on the column.
+_UNINDEXED_TYPE: ColumnElement[str] = literal_column("+event_log.event_type", String)
+
+
+def _prefix_clause(column: ColumnElement[str], prefix: str, dialect: str) -> ColumnElement[bool]:
     if dialect == "sqlite":
-        # SQLite compares text bytewise: a half-open range is exact and uses the index.
+        # SQLite compares text bytewise: a half-open range is exact and can use the index.
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "task." -> "task/"
-        return and_(_c.event_type >= prefix, _c.event_type < upper)
+        return and_(column >= prefix, column < upper)
     # Server collations need not be bytewise; LIKE with escaping is exact everywhere.
-    return _c.event_type.startswith(prefix, autoescape=True)
+    return column.startswith(prefix, autoescape=True)
 
 
 def _ordered(stmt: AnySelect, newest_first: bool) -> AnySelect:
@@ -226,7 +240,7 @@ def list_statement(
     limit: int | None = None,
 ) -> AnySelect:
     """Events matching ``flt`` in ``(timestamp, id)`` order, strictly after ``after``."""
-    stmt = select(*_EVENT_COLUMNS).where(*flt.clauses(dialect))
+    stmt = select(*_EVENT_COLUMNS).where(*flt.clauses(dialect, ordered=True))
     if after is not None:
         key = tuple_(_c.timestamp, _c.id)
         bound = tuple_(*after, types=(_c.timestamp.type, _c.id.type))
@@ -243,12 +257,11 @@ def event_by_id_statement(event_id: str) -> AnySelect:
     return select(*_EVENT_COLUMNS).where(_c.id == event_id)
 
 
-def summary_statement(since: datetime) -> AnySelect:
-    return (
-        select(_c.event_type, func.count())
-        .where(_c.timestamp >= since)
-        .group_by(_c.event_type)
-    )
+def summary_statement(since: datetime, dialect: str) -> AnySelect:
+    """Counts per type since ``since``; on SQLite grouped without the type index, so the
+    time window (usually a small part of the table) is what gets read."""
+    key = _UNINDEXED_TYPE if dialect == "sqlite" else _c.event_type
+    return select(key, func.count()).where(_c.timestamp >= since).group_by(key)
 
 
 def prune_batch_statement(cutoff: datetime, batch_size: int) -> Delete:
