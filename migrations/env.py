@@ -1,0 +1,132 @@
+"""Alembic environment for event-log: the async template plus connection sharing.
+
+The database URL comes from ``-x url=...``, then ``$EVENT_LOG_URL``, then
+``sqlalchemy.url`` in the ini file when set, then event_log's ``DEFAULT_URL``.
+``event_log.upgrade()`` (and tests) hand in their own connection through
+``config.attributes["connection"]`` instead (Alembic cookbook, "Sharing a
+Connection across one or more programmatic migration commands").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
+from event_log._schema import Base
+
+config = context.config
+
+# The CLI configures logging from alembic.ini; event_log.upgrade() passes no
+# file and leaves the application's logging alone.
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+# Any constant works; it only has to be the same for every process that upgrades.
+_PG_ADVISORY_LOCK_KEY = 0x6576_656E_745F_6C6F  # "event_lo"
+
+
+def _database_url() -> str:
+    x_url = context.get_x_argument(as_dictionary=True).get("url")
+    return (
+        x_url or os.environ.get(ENV_URL) or config.get_main_option("sqlalchemy.url") or DEFAULT_URL
+    )
+
+
+def run_migrations_offline() -> None:
+    """Write the migration SQL (``alembic upgrade head --sql``) without connecting.
+
+    Offline scripts assume a fresh database: adopting an original table needs
+    to read its rows, which only an online upgrade can do.
+    """
+    url = make_url(_database_url())
+    sqlite = url.get_backend_name() == "sqlite"
+    context.configure(
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        render_as_batch=sqlite,
+        compare_type=True,
+        # SQLite runs DDL inside transactions too: wrap the script in BEGIN/COMMIT.
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _serialize(connection: Connection) -> None:
+    """Make concurrent upgrades of one database take turns, and make SQLite's atomic.
+
+    Two processes opening a logger at once both run the upgrade; the second
+    must wait for the first and then see its result, not race it to CREATE TABLE.
+
+    On SQLite this also matters for atomicity: pysqlite/aiosqlite in their
+    default mode emit BEGIN only before INSERT/UPDATE/DELETE, so DDL would
+    autocommit statement by statement and a failed upgrade (e.g. an adoption
+    that meets an unparsable row) would leave a half-renamed table behind.
+    An explicit BEGIN IMMEDIATE opens a real transaction that holds every
+    statement of the upgrade, and takes the write lock up front (waiting up to
+    the busy timeout) so the version table is read after any other upgrader
+    committed.
+    """
+    if connection.dialect.name == "sqlite":
+        driver = connection.connection.driver_connection
+        if not getattr(driver, "in_transaction", True):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif connection.dialect.name == "postgresql":
+        # Released when the transaction ends, by commit or rollback.
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
+        )
+
+
+def do_run_migrations(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        # One transaction for the whole upgrade on every backend (see _serialize).
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        _serialize(connection)
+        context.run_migrations()
+
+
+async def run_async_migrations() -> None:
+    # event_log's own factory: the same SQLite pragmas as the logger, and the
+    # folder of a new SQLite file is created.
+    engine = create_engine(make_url(_database_url()))
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run_migrations)
+    finally:
+        await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if isinstance(connection, Connection):
+        do_run_migrations(connection)
+    elif connection is None:
+        asyncio.run(run_async_migrations())
+    else:
+        raise TypeError(
+            'config.attributes["connection"] must be a sqlalchemy.engine.Connection '
+            f"(an AsyncConnection's run_sync() hands one in), not {type(connection).__name__}"
+        )
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,105 @@
+"""``upgrade()``: run the packaged Alembic scripts against a URL or an engine.
+
+The scripts are the repository's root ``migrations/`` folder, which the wheel
+carries as ``event_log/migrations`` (see pyproject.toml), so an installed
+package upgrades its database without a checkout or an ``alembic.ini``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from event_log._engine import create_engine, resolve_url
+from event_log._errors import translate_storage_errors
+
+__all__ = ["alembic_config", "script_location", "upgrade"]
+
+# src/event_log/_migrate.py -> the checkout's root, for editable installs.
+_CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+# Alembic keeps the running migration's context in module globals
+# (alembic.context, alembic.op), so two upgrades in one process, e.g. two
+# loggers opened at once, must not interleave, whatever loop or thread they
+# run on. Other processes are kept in turn by the database (see env.py).
+_running = threading.Lock()
+
+
+@asynccontextmanager
+async def _one_at_a_time() -> AsyncIterator[None]:
+    # Polling, not a blocking acquire: waiting must neither block the event
+    # loop nor leave a lock taken by a cancelled waiter. Upgrades are rare and
+    # short, so a few milliseconds of latency cost nothing.
+    # (An asyncio primitive would belong to one event loop; this lock spans them.)
+    while not _running.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    try:
+        yield
+    finally:
+        _running.release()
+
+
+def script_location() -> Path:
+    """The migrations folder: inside the installed package, else the checkout's."""
+    packaged = files("event_log") / "migrations"
+    # Alembic reads scripts from the file system; a zipped package has no Path.
+    if isinstance(packaged, Path) and (packaged / "env.py").is_file():
+        return packaged
+    if (_CHECKOUT_MIGRATIONS / "env.py").is_file():
+        return _CHECKOUT_MIGRATIONS
+    raise RuntimeError(
+        f"event_log's Alembic scripts are missing: looked for {packaged} (installed wheel) "
+        f"and {_CHECKOUT_MIGRATIONS} (source checkout)"
+    )
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic :class:`Config` for the packaged scripts, without any ini file.
+
+    With ``connection``, the scripts' env.py migrates on it (the cookbook's
+    "connection sharing") and leaves its transaction to the caller.
+    """
+    config = Config()
+    # Config values go through configparser interpolation: escape "%".
+    config.set_main_option("script_location", str(script_location()).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade_on(connection: Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def _upgrade_engine(engine: AsyncEngine) -> None:
+    # One transaction for the whole upgrade; committed when the block exits.
+    async with _one_at_a_time(), engine.begin() as connection:
+        await connection.run_sync(_upgrade_on)
+
+
+async def upgrade(url_or_engine: str | URL | AsyncEngine | None = None) -> None:
+    """Bring the database's schema to the newest revision; a no-op when it is there.
+
+    ``url_or_engine`` is a database URL (``None``: ``$EVENT_LOG_URL``, then
+    ``DEFAULT_URL``), for which an engine is made and disposed here, or the
+    caller's :class:`AsyncEngine`, which is used and left open. A database
+    failure raises :class:`~event_log.StorageError`; nothing is left half done.
+    """
+    with translate_storage_errors("schema upgrade"):
+        if isinstance(url_or_engine, AsyncEngine):
+            await _upgrade_engine(url_or_engine)
+            return
+        engine = create_engine(resolve_url(url_or_engine))
+        try:
+            await _upgrade_engine(engine)
+        finally:
+            await engine.dispose()
