@@ -372,6 +372,8 @@ async def test_recent_events_and_summary_cover_the_window(log: EventLogger) -> N
         await log.get_event_summary(-1)
     with pytest.raises(ValueError, match="minutes"):
         await log.get_recent_events(float("nan"))
+    with pytest.raises(ValueError, match="minutes"):
+        await log.get_event_summary("60")  # type: ignore[arg-type]
 
 
 async def test_list_events_filters(log: EventLogger) -> None:
@@ -429,6 +431,12 @@ async def test_prefix_filter_treats_underscore_literally(log: EventLogger) -> No
         ({"event_type": "Not A Type"}, ValueError),
         ({"event_type": "*"}, ValueError),
         ({"event_type": ["task.created", "bad type"]}, ValueError),
+        ({"event_type": [7]}, ValueError),
+        ({"limit": "10"}, ValueError),
+        ({"limit": True}, ValueError),
+        ({"since": "2026-01-01T00:00:00Z"}, ValueError),
+        ({"source": 7}, ValueError),
+        ({"task_id": "nul\x00"}, ValueError),
     ],
 )
 async def test_list_events_refuses_bad_arguments(

@@ -83,7 +83,7 @@ def row_to_event(row: Sequence[Any]) -> Event:
 
 def _aware(name: str, value: object) -> datetime:
     if not isinstance(value, datetime):
-        raise TypeError(f"{name} must be a datetime, not {type(value).__name__}")
+        raise ValueError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (got naive {value!r})")
     return value.astimezone(UTC)
@@ -93,7 +93,7 @@ def _filter_text(name: str, value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, not {type(value).__name__}")
+        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
     if "\x00" in value:
         raise ValueError(f"{name} must not contain NUL characters")
     return value
@@ -102,7 +102,7 @@ def _filter_text(name: str, value: object) -> str | None:
 def check_limit(limit: object, *, maximum: int | None = None) -> int:
     """A page size: an int of at least 1 (and at most ``maximum``), else ``ValueError``."""
     if isinstance(limit, bool) or not isinstance(limit, int):
-        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        raise ValueError(f"limit must be an int, not {type(limit).__name__}")
     if limit < 1 or (maximum is not None and limit > maximum):
         bound = f"1..{maximum}" if maximum is not None else ">= 1"
         raise ValueError(f"limit must be {bound}, got {limit}")
@@ -112,7 +112,7 @@ def check_limit(limit: object, *, maximum: int | None = None) -> int:
 def check_minutes(name: str, value: object) -> float:
     """A non-negative, finite number of minutes or days."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        raise ValueError(f"{name} must be a number, not {type(value).__name__}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
@@ -149,7 +149,7 @@ class EventFilter:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> EventFilter:
-        """Validate user filters; raises ``ValueError`` (or ``TypeError`` for wrong types)."""
+        """Validate user filters; anything unusable raises ``ValueError``."""
         types: tuple[str, ...] | None = None
         prefixes: list[str] = []
         if event_type is not None:
@@ -157,7 +157,7 @@ class EventFilter:
             exact: list[str] = []
             for item in wanted:
                 if not isinstance(item, str):
-                    raise TypeError(f"event_type must be a string, not {type(item).__name__}")
+                    raise ValueError(f"event_type must be a string, not {type(item).__name__}")
                 if _PREFIX_PATTERN.fullmatch(item):
                     prefixes.append(item[:-1])  # "task.*" -> "task."
                 elif is_valid_event_type(item):
