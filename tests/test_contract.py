@@ -591,7 +591,7 @@ async def test_failed_batch_does_not_fail_other_callers(log: EventLogger) -> Non
 
     # A row that passes validation but breaks the insert: a duplicate primary key.
     first = await log.log_event("task.created", "c")
-    duplicate = prepare_event("task.created", "c", max_data_bytes=100).row | {"id": first.id}
+    duplicate = (first.id, *prepare_event("task.created", "c", max_data_bytes=100).row[1:])
     goods = [prepare_event("task.started", "c", max_data_bytes=100).row for _ in range(5)]
     # Queued without yielding to the loop, so the writer takes all six as one batch.
     futures = [log._writer.submit((duplicate,))] + [log._writer.submit((row,)) for row in goods]

@@ -97,8 +97,23 @@ LISTINGS: dict[str, tuple[Callable[[EventLogger], Awaitable[object]], bool]] = {
     "count by task": (lambda log: log.count_events(task_id="t3"), True),
     "count since": (lambda log: log.count_events(since=T0 + timedelta(minutes=20)), True),
     "get event": (lambda log: log.get_event("0190a000-0000-7000-8000-000000000000"), True),
-    "prune cutoff": (lambda log: log.prune_events(1), True),
 }
+
+
+async def test_prune_batch_is_an_index_search(planned: tuple[EventLogger, list[str]]) -> None:
+    # Prune batches go through the writer's own connection, so explain the statement itself.
+    from sqlalchemy.dialects import sqlite
+
+    from event_log._queries import prune_batch_statement
+
+    log, _ = planned
+    statement = prune_batch_statement(T0 + timedelta(minutes=10), 1000)
+    sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    async with log.engine.connect() as conn:
+        rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)).all()
+    plan = "\n".join(str(row[-1]) for row in rows)
+    assert_indexed(plan)
+    assert "ix_event_log_timestamp_id (timestamp<?)" in plan
 
 
 @pytest.mark.parametrize("name", list(LISTINGS))

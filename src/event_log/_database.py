@@ -25,8 +25,9 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        shared_connection = isinstance(engine.pool, StaticPool)
-        self._lock: asyncio.Lock | None = asyncio.Lock() if shared_connection else None
+        # True when every checkout is the same connection (in-memory SQLite).
+        self.shared_connection = isinstance(engine.pool, StaticPool)
+        self._lock: asyncio.Lock | None = asyncio.Lock() if self.shared_connection else None
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:

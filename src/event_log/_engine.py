@@ -23,6 +23,7 @@ __all__ = [
     "create_engine",
     "is_memory_sqlite",
     "resolve_url",
+    "sqlite_pragmas",
 ]
 
 DEFAULT_URL = "sqlite+aiosqlite:///data/events.db"
@@ -47,7 +48,8 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def _sqlite_pragmas(*, memory: bool) -> list[str]:
+def sqlite_pragmas(*, memory: bool) -> list[str]:
+    """The PRAGMAs every connection to an event-log SQLite database runs first."""
     pragmas = [
         f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         # The event_log table has no foreign keys; keep the check off the hot path.
@@ -82,7 +84,7 @@ def create_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
     engine = create_async_engine(url, **engine_kwargs)
-    pragmas = _sqlite_pragmas(memory=memory)
+    pragmas = sqlite_pragmas(memory=memory)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _tune(dbapi_connection: Any, _record: Any) -> None:

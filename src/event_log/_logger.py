@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._database import Database
 from ._engine import create_engine, resolve_url
@@ -26,8 +26,8 @@ from ._models import (
     NewEvent,
     Page,
     PreparedEvent,
-    coerce_new_event,
     prepare_event,
+    prepare_new_event,
 )
 from ._queries import (
     MAX_PAGE_SIZE,
@@ -44,6 +44,7 @@ from ._queries import (
     sort_summary,
     summary_statement,
 )
+from ._sinks import make_sink
 from ._writer import DEFAULT_MAX_BATCH_ROWS, Writer, WriterStats
 
 __all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
@@ -72,7 +73,7 @@ class EventLogger:
         if max_data_bytes < 1 or max_batch_rows < 1 or prune_batch_size < 1:
             raise ValueError("max_data_bytes, max_batch_rows and prune_batch_size must be >= 1")
         self._db = Database(engine)
-        self._writer = Writer(self._db, max_batch_rows=max_batch_rows)
+        self._writer = Writer(make_sink(self._db), max_batch_rows=max_batch_rows)
         self._max_data_bytes = max_data_bytes
         self._prune_batch_size = prune_batch_size
         self._cursors = CursorCodec(cursor_key if cursor_key is not None else os.urandom(32))
@@ -172,17 +173,7 @@ class EventLogger:
         prepared: list[PreparedEvent] = []
         for index, item in enumerate(events):
             try:
-                new = coerce_new_event(item)
-                prepared.append(
-                    self._prepare(
-                        new.event_type,
-                        new.source,
-                        new.task_id,
-                        new.agent_id,
-                        new.data,
-                        new.timestamp,
-                    )
-                )
+                prepared.append(prepare_new_event(item, max_data_bytes=self._max_data_bytes))
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event #{index}: {exc}") from exc
         if prepared:
@@ -339,13 +330,9 @@ class EventLogger:
         days = check_minutes("older_than_days", older_than_days)
         cutoff = minutes_ago(days * 24 * 60)
         stmt = prune_batch_statement(cutoff, self._prune_batch_size)
-
-        async def delete_batch(conn: AsyncConnection) -> int:
-            return (await conn.execute(stmt)).rowcount
-
         deleted = 0
         while True:
-            batch = await self._writer.run_job(delete_batch)
+            batch = await self._writer.execute(stmt)
             deleted += batch
             if batch < self._prune_batch_size:
                 return deleted

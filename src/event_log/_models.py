@@ -7,14 +7,14 @@ compact JSON exactly once (the same text is stored) and measures it.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ._errors import InvalidEventError
 from ._ids import new_id
@@ -27,11 +27,13 @@ __all__ = [
     "NewEvent",
     "Page",
     "PreparedEvent",
+    "Row",
     "check_aware",
     "check_event_type",
     "check_text",
-    "coerce_new_event",
     "prepare_event",
+    "prepare_new_event",
+    "trusted_event",
 ]
 
 DEFAULT_MAX_DATA_BYTES = 65_536
@@ -39,9 +41,6 @@ TEXT_MAX_LENGTH = 255
 
 # A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000".
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-_encode_json = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
-).encode
 
 
 def check_event_type(value: object) -> str:
@@ -66,6 +65,14 @@ def _check_storable(field: str, value: str) -> None:
 
 def check_text(field: str, value: object, *, required: bool) -> str | None:
     """A source / task_id / agent_id: a str of 1..255 characters (or None when optional)."""
+    # Fast path for the usual case: short printable ASCII needs no further checks.
+    if (
+        type(value) is str
+        and 0 < len(value) <= TEXT_MAX_LENGTH
+        and value.isascii()
+        and "\x00" not in value
+    ):
+        return value
     if value is None and not required:
         return None
     if not isinstance(value, str):
@@ -90,6 +97,9 @@ def check_aware(field: str, value: object) -> datetime:
         raise InvalidEventError(f"{field} {value!r} is out of range in UTC") from None
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _check_keys(data: Mapping[Any, Any]) -> None:
     """Every mapping key, at every depth, must be a str (JSON would coerce others)."""
     stack: list[Any] = [data]
@@ -97,41 +107,61 @@ def _check_keys(data: Mapping[Any, Any]) -> None:
         item = stack.pop()
         if isinstance(item, Mapping):
             for key, value in item.items():
-                if not isinstance(key, str):
+                if type(key) is not str and not isinstance(key, str):
                     raise InvalidEventError(
                         f"data keys must be strings; found {type(key).__name__} key {key!r}"
                     )
-                if isinstance(value, Mapping | list | tuple):
+                # Exact-type test first: ABC isinstance checks are slow on the hot path.
+                if type(value) not in _SCALARS and isinstance(value, Mapping | list | tuple):
                     stack.append(value)
         elif isinstance(item, list | tuple):
-            stack.extend(v for v in item if isinstance(v, Mapping | list | tuple))
+            stack.extend(
+                v for v in item if type(v) not in _SCALARS and isinstance(v, Mapping | list | tuple)
+            )
+
+
+def _non_finite(value: Any) -> bool:
+    """True when a NaN or an infinity sits anywhere in this JSON-mode value."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
-    """``data`` as pydantic's JSON mode sees it, and its compact JSON text (one encoding)."""
+    """``data`` as pydantic's JSON mode sees it, and its compact JSON text (one encoding).
+
+    pydantic-core does both conversions in Rust; the Python around it only
+    checks what JSON would otherwise hide (non-str keys, NaN, NUL).
+    """
     if data is None:
         return None, None
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"data must be a mapping or None, not {type(data).__name__}")
     _check_keys(data)
     try:
+        encoded = to_json(data, inf_nan_mode="constants")
         plain = to_jsonable_python(data)
-        text = _encode_json(plain)
     except PydanticSerializationError as exc:
         raise InvalidEventError(f"data is not JSON-serialisable: {exc}") from None
-    except ValueError as exc:  # NaN / Infinity with allow_nan=False
-        raise InvalidEventError(f"data is not strict JSON: {exc}") from None
     except RecursionError:
         raise InvalidEventError("data is nested too deeply to serialise") from None
-    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+    # Bare NaN / Infinity tokens can only come from non-finite floats; a string
+    # that merely contains those letters takes the exact check and passes it.
+    if (b"NaN" in encoded or b"Infinity" in encoded) and _non_finite(plain):
+        raise InvalidEventError("data is not strict JSON: NaN and Infinity are not allowed")
+    if b"\\u0000" in encoded and _NUL_ESCAPE.search(encoded.decode()):
         raise InvalidEventError("data must not contain NUL characters")
-    try:
-        size = len(text) if text.isascii() else len(text.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidEventError(f"data is not valid Unicode text: {exc.reason}") from None
-    if size > max_bytes:
-        raise InvalidEventError(f"data is {size} bytes as JSON; at most {max_bytes}")
-    return plain, text
+    if len(encoded) > max_bytes:
+        raise InvalidEventError(f"data is {len(encoded)} bytes as JSON; at most {max_bytes}")
+    return plain, encoded.decode()
 
 
 class Event(BaseModel):
@@ -202,12 +232,36 @@ class Page(BaseModel):
     next_cursor: str | None = None
 
 
+_EVENT_FIELDS = frozenset(Event.model_fields)
+_NEW_EVENT_FIELDS = frozenset(NewEvent.model_fields)
+
+
+def trusted_event(values: dict[str, Any]) -> Event:
+    """An :class:`Event` from already-validated values, without re-validation.
+
+    This is what ``Event.model_construct`` does, minus its per-call default
+    and field-set bookkeeping (all seven fields are always present), which
+    made it the largest cost on the write path.
+    """
+    event = object.__new__(Event)
+    object.__setattr__(event, "__dict__", values)
+    object.__setattr__(event, "__pydantic_fields_set__", _EVENT_FIELDS)
+    object.__setattr__(event, "__pydantic_extra__", None)
+    object.__setattr__(event, "__pydantic_private__", None)
+    return event
+
+
+# A stored row, in the table's column order:
+# (id, event_type, source, task_id, agent_id, data as JSON text, timestamp)
+Row = tuple[str, str, str, str | None, str | None, str | None, datetime]
+
+
 class PreparedEvent:
     """A validated event and the row that stores it (data already encoded)."""
 
     __slots__ = ("event", "row")
 
-    def __init__(self, event: Event, row: dict[str, Any]) -> None:
+    def __init__(self, event: Event, row: Row) -> None:
         self.event = event
         self.row = row
 
@@ -231,34 +285,49 @@ def prepare_event(
     plain, text = encode_data(data, max_data_bytes)
     when = datetime.now(UTC) if timestamp is None else check_aware("timestamp", timestamp)
     event_id = new_id()
-    event = Event.model_construct(
-        id=event_id,
-        event_type=event_type,
-        source=source,
-        task_id=task_id,
-        agent_id=agent_id,
-        data=plain,
-        timestamp=when,
+    event = trusted_event(
+        {
+            "id": event_id,
+            "event_type": event_type,
+            "source": source,
+            "task_id": task_id,
+            "agent_id": agent_id,
+            "data": plain,
+            "timestamp": when,
+        }
     )
-    row = {
-        "id": event_id,
-        "event_type": event_type,
-        "source": source,
-        "task_id": task_id,
-        "agent_id": agent_id,
-        "data": text,
-        "timestamp": when,
-    }
-    return PreparedEvent(event, row)
+    return PreparedEvent(event, (event_id, event_type, source, task_id, agent_id, text, when))
 
 
-def coerce_new_event(item: object) -> NewEvent:
-    """A :class:`NewEvent` from itself or a mapping; anything else is invalid."""
+def prepare_new_event(item: object, *, max_data_bytes: int) -> PreparedEvent:
+    """:func:`prepare_event` for a :class:`NewEvent` or a mapping of its fields."""
     if isinstance(item, NewEvent):
-        return item
-    if not isinstance(item, Mapping):
+        fields: Mapping[str, Any] = item.__dict__
+    elif isinstance(item, Mapping):
+        fields = item
+        unknown = set(fields) - _NEW_EVENT_FIELDS
+        if unknown:
+            raise InvalidEventError(f"unknown field(s) {sorted(map(str, unknown))}")
+        if "event_type" not in fields or "source" not in fields:
+            raise InvalidEventError("an event needs at least event_type and source")
+        if isinstance(fields.get("timestamp"), str | int | float):
+            # Let pydantic parse ISO strings and the like, as NewEvent(...) would.
+            fields = _as_new_event(fields).__dict__
+    else:
         raise InvalidEventError(f"expected a NewEvent or a mapping, not {type(item).__name__}")
+    return prepare_event(
+        fields["event_type"],
+        fields["source"],
+        fields.get("task_id"),
+        fields.get("agent_id"),
+        fields.get("data"),
+        fields.get("timestamp"),
+        max_data_bytes=max_data_bytes,
+    )
+
+
+def _as_new_event(fields: Mapping[str, Any]) -> NewEvent:
     try:
-        return NewEvent.model_validate(dict(item))
+        return NewEvent.model_validate(dict(fields))
     except ValidationError as exc:
         raise InvalidEventError(str(exc)) from exc

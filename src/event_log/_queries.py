@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 
 from ._errors import InvalidCursorError
-from ._models import Event
+from ._models import Event, trusted_event
 from ._schema import EventRecord
 from ._types import is_valid_event_type
 
@@ -70,14 +70,16 @@ AnySelect = Select[*tuple[Any, ...]]
 
 def row_to_event(row: Sequence[Any]) -> Event:
     """An :class:`Event` from a row of ``_EVENT_COLUMNS`` (stored rows are not re-validated)."""
-    return Event.model_construct(
-        id=row[0],
-        event_type=row[1],
-        source=row[2],
-        task_id=row[3],
-        agent_id=row[4],
-        data=row[5],
-        timestamp=row[6],
+    return trusted_event(
+        {
+            "id": row[0],
+            "event_type": row[1],
+            "source": row[2],
+            "task_id": row[3],
+            "agent_id": row[4],
+            "data": row[5],
+            "timestamp": row[6],
+        }
     )
 
 

@@ -9,8 +9,9 @@ or failed with :class:`StorageError` if it did not. When a shared transaction
 fails, its submissions are retried one transaction each, so one bad
 submission never fails another caller's events.
 
-Exclusive jobs (a prune batch) run in the same queue, in their own short
-transaction, so they never contend with this process's own writes for a lock.
+Maintenance statements (a prune batch) run in the same queue, in their own
+short transaction, so they never contend with this process's own writes for
+a lock. Where the rows go is the sink's business (``_sinks``).
 """
 
 from __future__ import annotations
@@ -19,20 +20,16 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import UpdateBase
 
-from ._database import Database
 from ._errors import EventLogError, LoggerClosedError, as_storage_error
-from ._schema import EventRecord
+from ._models import Row
+from ._sinks import Sink
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "Writer", "WriterStats"]
-
-T = TypeVar("T")
 
 # Rows per transaction at most; large enough to amortise the commit, small
 # enough that one transaction never holds SQLite's write lock for long.
@@ -53,18 +50,16 @@ class WriterStats:
 class _Write:
     __slots__ = ("future", "rows")
 
-    def __init__(self, rows: Sequence[dict[str, Any]], future: asyncio.Future[None] | None):
+    def __init__(self, rows: Sequence[Row], future: asyncio.Future[None] | None):
         self.rows = rows
         self.future = future
 
 
 class _Job:
-    __slots__ = ("fn", "future")
+    __slots__ = ("future", "statement")
 
-    def __init__(
-        self, fn: Callable[[AsyncConnection], Awaitable[Any]], future: asyncio.Future[Any]
-    ):
-        self.fn = fn
+    def __init__(self, statement: UpdateBase, future: asyncio.Future[int]):
+        self.statement = statement
         self.future = future
 
 
@@ -82,10 +77,9 @@ class _Stop:
 class Writer:
     """Owns the write queue and the task that drains it into transactions."""
 
-    def __init__(self, db: Database, *, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS) -> None:
-        self._db = db
+    def __init__(self, sink: Sink, *, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS) -> None:
+        self._sink = sink
         self._max_batch_rows = max_batch_rows
-        self._insert = insert(cast(Table, EventRecord.__table__))
         self._queue: deque[_Write | _Job | _Barrier | _Stop] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -136,7 +130,7 @@ class Writer:
         with self._lock:
             self._queued += n
 
-    def submit(self, rows: Sequence[dict[str, Any]]) -> asyncio.Future[None]:
+    def submit(self, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows as one all-or-nothing write (on the loop); the future resolves on commit."""
         self._check_open()
         loop = self.bind()
@@ -147,7 +141,7 @@ class Writer:
         self._wake.set()
         return future
 
-    def emit(self, row: dict[str, Any]) -> None:
+    def emit(self, row: Row) -> None:
         """Queue one row without waiting, from the loop's thread or any other."""
         self._check_open()
         loop = self._loop
@@ -174,12 +168,12 @@ class Writer:
                 self._wake_pending = False
                 raise LoggerClosedError("the logger's event loop is closed") from None
 
-    async def run_job(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``fn`` in its own transaction, in queue order with the writes."""
+    async def execute(self, statement: UpdateBase) -> int:
+        """Run ``statement`` in its own transaction, in queue order with the writes."""
         self._check_open()
         loop = self.bind()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.append(_Job(fn, future))
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.append(_Job(statement, future))
         self._start()
         self._wake.set()
         return await future
@@ -202,14 +196,17 @@ class Writer:
                 await asyncio.shield(self._task)
             return
         self._closed = True
-        if self._task is None and not self._queue:
-            return
-        self.bind()
-        self._queue.append(_Stop())
-        self._start()
-        self._wake.set()
-        assert self._task is not None
-        await asyncio.shield(self._task)
+        try:
+            if self._task is None and not self._queue:
+                return
+            self.bind()
+            self._queue.append(_Stop())
+            self._start()
+            self._wake.set()
+            assert self._task is not None
+            await asyncio.shield(self._task)
+        finally:
+            await self._sink.close()
 
     # -- the writer task --------------------------------------------------------------
 
@@ -243,14 +240,10 @@ class Writer:
         finally:
             self._fail_leftovers()
 
-    async def _insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        async with self._db.begin() as conn:
-            await conn.execute(self._insert, list(rows))
-
     async def _commit(self, batch: list[_Write]) -> None:
         rows = batch[0].rows if len(batch) == 1 else [r for w in batch for r in w.rows]
         try:
-            await self._insert_rows(rows)
+            await self._sink.insert(rows)
         except Exception as exc:
             if len(batch) == 1:
                 self._failed_write(batch[0], exc)
@@ -258,7 +251,7 @@ class Writer:
             # Isolate the failure: retry each submission in its own transaction.
             for write in batch:
                 try:
-                    await self._insert_rows(write.rows)
+                    await self._sink.insert(write.rows)
                 except Exception as single_exc:
                     self._failed_write(write, single_exc)
                 else:
@@ -285,13 +278,12 @@ class Writer:
             if not write.future.done():
                 write.future.set_exception(error)
             return
-        ids = ", ".join(str(r["id"]) for r in write.rows)
+        ids = ", ".join(row[0] for row in write.rows)
         log.error("event_log: emitted event(s) %s could not be written: %s", ids, exc)
 
     async def _run_job(self, job: _Job) -> None:
         try:
-            async with self._db.begin() as conn:
-                result = await job.fn(conn)
+            result = await self._sink.execute(job.statement)
         except Exception as exc:
             if not job.future.done():
                 job.future.set_exception(as_storage_error("a maintenance job", exc))

@@ -1,0 +1,191 @@
+"""Where the writer's batches go: one round trip to the database per transaction.
+
+The writer hands a sink a batch of validated rows (tuples in column order);
+the sink inserts them in one transaction with the driver's ``executemany``,
+skipping SQLAlchemy's per-row parameter processing, which cost more than the
+insert itself. Two sinks:
+
+- :class:`SQLiteFileSink` for SQLite files: its own stdlib ``sqlite3``
+  connection on one dedicated thread, so a whole transaction (BEGIN IMMEDIATE,
+  executemany, COMMIT) is a single hop off the event loop. Through aiosqlite
+  the same work is four or five hops. A batch of a few rows is cheaper still
+  to commit on the loop itself (a WAL commit at synchronous=NORMAL writes to
+  the page cache, tens of microseconds, less than the hop), through a second
+  connection that never waits: its busy timeout is 0, so a lock held by
+  another process sends the batch to the thread instead, and it never
+  checkpoints (the fsync of a checkpoint happens on the thread). Readers keep
+  using the engine's own connections.
+- :class:`EngineSink` for everything else (PostgreSQL via asyncpg, the
+  in-memory SQLite database that only the engine's one connection can see).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.sql.dml import UpdateBase
+
+from ._database import Database
+from ._engine import sqlite_pragmas
+from ._models import Row
+from ._schema import EventRecord, format_utc
+
+__all__ = ["EngineSink", "SQLiteFileSink", "Sink", "make_sink"]
+
+_table = cast(Table, EventRecord.__table__)
+
+
+def _sqlite_rows(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
+    """Rows with the timestamp in SQLite's stored text form."""
+    return [(*row[:6], format_utc(row[6])) for row in rows]
+
+
+class Sink(ABC):
+    """Inserts batches and runs maintenance statements, each in its own transaction."""
+
+    @abstractmethod
+    async def insert(self, rows: Sequence[Row]) -> None:
+        """Insert every row in one transaction, or none."""
+
+    @abstractmethod
+    async def execute(self, statement: UpdateBase) -> int:
+        """Run one DML statement in its own transaction; return the affected row count."""
+
+    async def close(self) -> None:  # noqa: B027 - most sinks hold nothing of their own
+        """Release what the sink holds (never the caller's engine)."""
+
+
+class EngineSink(Sink):
+    """Writes through the logger's SQLAlchemy engine, with the driver's executemany."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._sql = str(insert(_table).compile(dialect=db.engine.dialect))
+        self._sqlite = db.dialect == "sqlite"
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        params = _sqlite_rows(rows) if self._sqlite else list(rows)
+        async with self._db.begin() as conn:
+            await conn.exec_driver_sql(self._sql, params)
+
+    async def execute(self, statement: UpdateBase) -> int:
+        async with self._db.begin() as conn:
+            result = await conn.execute(statement)
+            return int(result.rowcount)
+
+
+# Batches up to this many rows commit on the loop (see the module docstring).
+INLINE_MAX_ROWS = 8
+# Inline commits never checkpoint; the thread checkpoints after this many of them.
+CHECKPOINT_EVERY_INLINE_COMMITS = 500
+
+
+def _connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
+    # isolation_level=None: transactions are exactly our BEGIN/COMMIT.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in pragmas:
+        conn.execute(pragma)
+    return conn
+
+
+def _transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+    # IMMEDIATE takes the write lock up front (waiting up to the busy timeout
+    # for other processes), so the commit itself cannot be refused.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cursor = conn.executemany(sql, rows) if rows is not None else conn.execute(sql)
+        count = cursor.rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return count
+
+
+class SQLiteFileSink(Sink):
+    """Writes to an SQLite file through private connections: one thread, or the loop."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self._path = path
+        self._dialect = db.engine.dialect
+        self._sql = str(insert(_table).compile(dialect=self._dialect))
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event_log-writer")
+        self._thread_conn: sqlite3.Connection | None = None  # used on the thread only
+        self._inline_conn: sqlite3.Connection | None = None  # used on the loop only
+        self._inline_commits = 0
+
+    # -- on the writer thread --------------------------------------------------------------
+
+    def _on_thread_transaction(self, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+        if self._thread_conn is None:
+            self._thread_conn = _connect(self._path, sqlite_pragmas(memory=False))
+        return _transaction(self._thread_conn, sql, rows)
+
+    def _checkpoint(self) -> None:
+        if self._thread_conn is not None:
+            self._thread_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _close(self) -> None:
+        for conn in (self._thread_conn, self._inline_conn):
+            if conn is not None:
+                conn.close()
+        self._thread_conn = self._inline_conn = None
+
+    # -- on the event loop -----------------------------------------------------------------
+
+    async def _on_thread(self, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._on_thread_transaction, sql, rows)
+
+    def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Commit a small batch on the loop; False when another process holds the lock."""
+        if self._inline_conn is None:
+            pragmas = [
+                *sqlite_pragmas(memory=False),
+                "PRAGMA busy_timeout = 0",  # never wait on the loop
+                "PRAGMA wal_autocheckpoint = 0",  # never fsync on the loop
+            ]
+            self._inline_conn = _connect(self._path, pragmas)
+        try:
+            _transaction(self._inline_conn, self._sql, rows)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY_INLINE_COMMITS == 0:
+            self._executor.submit(self._checkpoint)
+        return True
+
+    async def insert(self, rows: Sequence[Row]) -> None:
+        params = _sqlite_rows(rows)
+        if len(params) <= INLINE_MAX_ROWS and self._try_inline(params):
+            return
+        await self._on_thread(self._sql, params)
+
+    async def execute(self, statement: UpdateBase) -> int:
+        # Literal binds: the only values here are our own cutoff and batch size.
+        sql = str(statement.compile(dialect=self._dialect, compile_kwargs={"literal_binds": True}))
+        return await self._on_thread(sql, None)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+def make_sink(db: Database) -> Sink:
+    """The fastest sink that sees the same database as ``db``'s engine."""
+    url = db.engine.url
+    if db.dialect == "sqlite" and not db.shared_connection and url.database and not url.query:
+        return SQLiteFileSink(db, url.database)
+    return EngineSink(db)
