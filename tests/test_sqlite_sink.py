@@ -35,7 +35,7 @@ async def test_a_lock_held_by_another_process_sends_the_batch_to_the_thread(
         assert await log.count_events() == 2
 
 
-async def test_inline_commits_hand_checkpoints_to_the_thread(
+async def test_checkpoints_run_on_the_thread_every_so_many_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
@@ -45,13 +45,15 @@ async def test_inline_commits_hand_checkpoints_to_the_thread(
         calls.append("checkpoint")
         original(self)
 
-    monkeypatch.setattr(sinks, "CHECKPOINT_EVERY_INLINE_COMMITS", 3)
+    monkeypatch.setattr(sinks, "CHECKPOINT_EVERY_ROWS", 30)
     monkeypatch.setattr(sinks.SQLiteFileSink, "_checkpoint", spy)
     async with EventLogger.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}") as log:
-        for _ in range(9):
+        for _ in range(9):  # inline commits, one row each
             await log.log_event("task.created", "c")
+        for _ in range(4):  # 29, 49 -> checkpoint (0), 20, 40 -> checkpoint
+            await log.log_events([{"event_type": "task.started", "source": "c"}] * 20)
         await log.flush()
-    assert calls == ["checkpoint"] * 3
+    assert calls == ["checkpoint"] * 2
 
 
 async def test_a_failing_inline_commit_raises_storage_error(tmp_path: Path) -> None:

@@ -195,8 +195,17 @@ class EventLogger:
         ``await flush()`` waits for it; a failed write is logged on the ``event_log``
         logger and counted in ``stats.failed``.
         """
-        self._check_open()
-        prepared = self._prepare(event_type, source, task_id, agent_id, data, timestamp)
+        if self._closed:
+            raise LoggerClosedError("the logger is closed")
+        prepared = prepare_event(
+            event_type,
+            source,
+            task_id,
+            agent_id,
+            data,
+            timestamp,
+            max_data_bytes=self._max_data_bytes,
+        )
         self._writer.emit(prepared.row)
         return prepared.event
 

@@ -305,9 +305,9 @@ def prepare_new_event(item: object, *, max_data_bytes: int) -> PreparedEvent:
         fields: Mapping[str, Any] = item.__dict__
     elif isinstance(item, Mapping):
         fields = item
-        unknown = set(fields) - _NEW_EVENT_FIELDS
-        if unknown:
-            raise InvalidEventError(f"unknown field(s) {sorted(map(str, unknown))}")
+        if not fields.keys() <= _NEW_EVENT_FIELDS:
+            unknown = sorted(map(str, set(fields) - _NEW_EVENT_FIELDS))
+            raise InvalidEventError(f"unknown field(s) {unknown}")
         if "event_type" not in fields or "source" not in fields:
             raise InvalidEventError("an event needs at least event_type and source")
         if isinstance(fields.get("timestamp"), str | int | float):

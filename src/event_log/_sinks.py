@@ -12,9 +12,13 @@ insert itself. Two sinks:
   to commit on the loop itself (a WAL commit at synchronous=NORMAL writes to
   the page cache, tens of microseconds, less than the hop), through a second
   connection that never waits: its busy timeout is 0, so a lock held by
-  another process sends the batch to the thread instead, and it never
-  checkpoints (the fsync of a checkpoint happens on the thread). Readers keep
-  using the engine's own connections.
+  another process sends the batch to the thread instead. Neither connection
+  checkpoints on commit (SQLite's default every 1,000 WAL pages made the
+  checkpoint's copy and fsync the largest cost of a sustained write load);
+  the sink asks the thread for a passive checkpoint every
+  ``CHECKPOINT_EVERY_ROWS`` rows instead, so the WAL stays bounded and no
+  checkpoint ever runs on the loop. Readers keep using the engine's own
+  connections.
 - :class:`EngineSink` for everything else (PostgreSQL via asyncpg, the
   in-memory SQLite database that only the engine's one connection can see).
 """
@@ -22,6 +26,7 @@ insert itself. Two sinks:
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -34,16 +39,24 @@ from sqlalchemy.sql.dml import UpdateBase
 from ._database import Database
 from ._engine import sqlite_pragmas
 from ._models import Row
-from ._schema import EventRecord, format_utc
+from ._schema import EventRecord
 
 __all__ = ["EngineSink", "SQLiteFileSink", "Sink", "make_sink"]
 
 _table = cast(Table, EventRecord.__table__)
+log = logging.getLogger("event_log")
 
 
 def _sqlite_rows(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
-    """Rows with the timestamp in SQLite's stored text form."""
-    return [(*row[:6], format_utc(row[6])) for row in rows]
+    """Rows with the timestamp in SQLite's stored text form (``format_utc``'s).
+
+    Row timestamps are already UTC (validation converts them), so isoformat()
+    alone gives the fixed-width form.
+    """
+    return [
+        (r[0], r[1], r[2], r[3], r[4], r[5], r[6].isoformat(timespec="microseconds"))
+        for r in rows
+    ]
 
 
 class Sink(ABC):
@@ -82,8 +95,8 @@ class EngineSink(Sink):
 
 # Batches up to this many rows commit on the loop (see the module docstring).
 INLINE_MAX_ROWS = 8
-# Inline commits never checkpoint; the thread checkpoints after this many of them.
-CHECKPOINT_EVERY_INLINE_COMMITS = 500
+# Rows written between two checkpoints (run on the thread; a few MB of WAL).
+CHECKPOINT_EVERY_ROWS = 20_000
 
 
 def _connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
@@ -119,18 +132,23 @@ class SQLiteFileSink(Sink):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event_log-writer")
         self._thread_conn: sqlite3.Connection | None = None  # used on the thread only
         self._inline_conn: sqlite3.Connection | None = None  # used on the loop only
-        self._inline_commits = 0
+        self._rows_since_checkpoint = 0
 
     # -- on the writer thread --------------------------------------------------------------
 
     def _on_thread_transaction(self, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
         if self._thread_conn is None:
-            self._thread_conn = _connect(self._path, sqlite_pragmas(memory=False))
+            pragmas = [*sqlite_pragmas(memory=False), "PRAGMA wal_autocheckpoint = 0"]
+            self._thread_conn = _connect(self._path, pragmas)
         return _transaction(self._thread_conn, sql, rows)
 
     def _checkpoint(self) -> None:
-        if self._thread_conn is not None:
+        if self._thread_conn is None:
+            self._thread_conn = _connect(self._path, sqlite_pragmas(memory=False))
+        try:
             self._thread_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.warning("event_log: WAL checkpoint of %s failed", self._path, exc_info=True)
 
     def _close(self) -> None:
         for conn in (self._thread_conn, self._inline_conn):
@@ -159,16 +177,17 @@ class SQLiteFileSink(Sink):
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
                 return False
             raise
-        self._inline_commits += 1
-        if self._inline_commits % CHECKPOINT_EVERY_INLINE_COMMITS == 0:
-            self._executor.submit(self._checkpoint)
         return True
 
     async def insert(self, rows: Sequence[Row]) -> None:
         params = _sqlite_rows(rows)
-        if len(params) <= INLINE_MAX_ROWS and self._try_inline(params):
-            return
-        await self._on_thread(self._sql, params)
+        if not (len(params) <= INLINE_MAX_ROWS and self._try_inline(params)):
+            await self._on_thread(self._sql, params)
+        self._rows_since_checkpoint += len(params)
+        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
+            self._rows_since_checkpoint = 0
+            # Queued on the thread ahead of the next batch; the loop never waits for it.
+            self._executor.submit(self._checkpoint)
 
     async def execute(self, statement: UpdateBase) -> int:
         # Literal binds: the only values here are our own cutoff and batch size.

@@ -87,10 +87,12 @@ class Writer:
         self._wake_pending = False
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._lock = threading.Lock()  # guards the counters, touched from any thread
+        # _submitted grows on any thread (emit), so under the lock; _written and
+        # _failed change only on the loop, a batch at a time.
+        self._lock = threading.Lock()
+        self._submitted = 0
         self._written = 0
         self._failed = 0
-        self._queued = 0
 
     # -- binding to the loop ------------------------------------------------------
 
@@ -120,22 +122,23 @@ class Writer:
     @property
     def stats(self) -> WriterStats:
         with self._lock:
-            return WriterStats(self._written, self._failed, self._queued)
+            written, failed = self._written, self._failed
+            return WriterStats(written, failed, self._submitted - written - failed)
 
     def _check_open(self) -> None:
         if self._closed:
             raise LoggerClosedError("the logger is closed")
 
-    def _count_queued(self, n: int) -> None:
+    def _count_submitted(self, n: int) -> None:
         with self._lock:
-            self._queued += n
+            self._submitted += n
 
     def submit(self, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows as one all-or-nothing write (on the loop); the future resolves on commit."""
         self._check_open()
         loop = self.bind()
         future: asyncio.Future[None] = loop.create_future()
-        self._count_queued(len(rows))
+        self._count_submitted(len(rows))
         self._queue.append(_Write(rows, future))
         self._start()
         self._wake.set()
@@ -155,7 +158,7 @@ class Writer:
                     "has already been used inside its loop (await something on it first)"
                 ) from None
         assert loop is not None
-        self._count_queued(1)
+        self._count_submitted(1)
         self._queue.append(_Write((row,), None))
         if on_loop_thread:
             self._start()
@@ -255,24 +258,22 @@ class Writer:
                 except Exception as single_exc:
                     self._failed_write(write, single_exc)
                 else:
-                    self._committed(write)
+                    self._committed([write], len(write.rows))
             return
-        for write in batch:
-            self._committed(write)
+        self._committed(batch, len(rows))
 
-    def _committed(self, write: _Write) -> None:
-        n = len(write.rows)
+    def _committed(self, batch: list[_Write], rows: int) -> None:
         with self._lock:
-            self._written += n
-            self._queued -= n
-        if write.future is not None and not write.future.done():
-            write.future.set_result(None)
+            self._written += rows
+        for write in batch:
+            future = write.future
+            if future is not None and not future.done():
+                future.set_result(None)
 
     def _failed_write(self, write: _Write, exc: BaseException) -> None:
         n = len(write.rows)
         with self._lock:
             self._failed += n
-            self._queued -= n
         error = as_storage_error(f"writing {n} event(s)", exc)
         if write.future is not None:
             if not write.future.done():
