@@ -120,6 +120,20 @@ def _check_keys(data: Mapping[Any, Any]) -> None:
             )
 
 
+def _is_flat_json(data: dict[Any, Any]) -> bool:
+    """True for str keys and exact JSON scalar values only (finite floats)."""
+    for key, value in data.items():
+        if type(key) is not str:
+            return False
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    return True
+
+
 def _non_finite(value: Any) -> bool:
     """True when a NaN or an infinity sits anywhere in this JSON-mode value."""
     stack = [value]
@@ -145,6 +159,18 @@ def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any] | None, st
         return None, None
     if not isinstance(data, Mapping):
         raise InvalidEventError(f"data must be a mapping or None, not {type(data).__name__}")
+    if type(data) is dict and _is_flat_json(data):
+        # The common case, a flat dict of JSON scalars: already what JSON mode
+        # gives back, so a shallow copy replaces the conversion.
+        try:
+            encoded = to_json(data)
+        except PydanticSerializationError as exc:  # e.g. a lone surrogate in a string
+            raise InvalidEventError(f"data is not JSON-serialisable: {exc}") from None
+        if b"\\u0000" in encoded and _NUL_ESCAPE.search(encoded.decode()):
+            raise InvalidEventError("data must not contain NUL characters")
+        if len(encoded) > max_bytes:
+            raise InvalidEventError(f"data is {len(encoded)} bytes as JSON; at most {max_bytes}")
+        return dict(data), encoded.decode()
     _check_keys(data)
     try:
         encoded = to_json(data, inf_nan_mode="constants")
