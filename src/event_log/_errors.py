@@ -4,7 +4,8 @@
     ├── InvalidEventError   (also ValueError)  bad input; nothing was written
     ├── InvalidCursorError  (also ValueError)  a cursor this logger did not issue
     ├── StorageError                           the database failed; __cause__ is the driver error
-    └── LoggerClosedError                      the logger was closed
+    ├── LoggerClosedError                      the logger was closed
+    └── QueueFullError                         emit() on the loop found the write queue full
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "InvalidCursorError",
     "InvalidEventError",
     "LoggerClosedError",
+    "QueueFullError",
     "StorageError",
     "as_storage_error",
     "translate_storage_errors",
@@ -43,6 +45,15 @@ class StorageError(EventLogError):
 
 class LoggerClosedError(EventLogError):
     """The logger was closed; only ``close()`` may still be called."""
+
+
+class QueueFullError(EventLogError):
+    """``emit()`` on the event loop's thread found ``max_queued`` events still waiting.
+
+    Nothing was queued. The loop's thread cannot wait for the writer (the
+    writer runs on that loop), so the caller must: ``await log.flush()``, or
+    use ``await log.log_event(...)``, which waits for room by itself.
+    """
 
 
 @contextmanager

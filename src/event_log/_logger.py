@@ -45,7 +45,7 @@ from ._queries import (
     summary_statement,
 )
 from ._sinks import make_sink
-from ._writer import DEFAULT_MAX_BATCH_ROWS, Writer, WriterStats
+from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
 __all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
 
@@ -67,13 +67,18 @@ class EventLogger:
         *,
         max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
         max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
         prune_batch_size: int = DEFAULT_PRUNE_BATCH_SIZE,
         cursor_key: bytes | None = None,
     ) -> None:
-        if max_data_bytes < 1 or max_batch_rows < 1 or prune_batch_size < 1:
-            raise ValueError("max_data_bytes, max_batch_rows and prune_batch_size must be >= 1")
+        if min(max_data_bytes, max_batch_rows, max_queued, prune_batch_size) < 1:
+            raise ValueError(
+                "max_data_bytes, max_batch_rows, max_queued and prune_batch_size must be >= 1"
+            )
         self._db = Database(engine)
-        self._writer = Writer(make_sink(self._db), max_batch_rows=max_batch_rows)
+        self._writer = Writer(
+            make_sink(self._db), max_batch_rows=max_batch_rows, max_queued=max_queued
+        )
         self._max_data_bytes = max_data_bytes
         self._prune_batch_size = prune_batch_size
         self._cursors = CursorCodec(cursor_key if cursor_key is not None else os.urandom(32))
@@ -164,7 +169,7 @@ class EventLogger:
         """Validate, write and return one event once its transaction has committed."""
         self._check_open()
         prepared = self._prepare(event_type, source, task_id, agent_id, data, timestamp)
-        await self._writer.submit((prepared.row,))
+        await self._writer.write((prepared.row,))
         return prepared.event
 
     async def log_events(self, events: Iterable[NewEvent | Mapping[str, Any]]) -> list[Event]:
@@ -177,7 +182,7 @@ class EventLogger:
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event #{index}: {exc}") from exc
         if prepared:
-            await self._writer.submit([p.row for p in prepared])
+            await self._writer.write([p.row for p in prepared])
         return [p.event for p in prepared]
 
     def emit(
@@ -193,7 +198,10 @@ class EventLogger:
         """Validate now, queue the write, return at once; callable from any thread.
 
         ``await flush()`` waits for it; a failed write is logged on the ``event_log``
-        logger and counted in ``stats.failed``.
+        logger and counted in ``stats.failed``. The queue holds at most
+        ``max_queued`` events: beyond that, a call from another thread blocks
+        until there is room, and a call on the event loop's own thread raises
+        ``QueueFullError`` (an ``EventLogError``) without queuing anything.
         """
         if self._closed:
             raise LoggerClosedError("the logger is closed")

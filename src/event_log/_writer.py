@@ -25,15 +25,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.sql.dml import UpdateBase
 
-from ._errors import EventLogError, LoggerClosedError, as_storage_error
+from ._errors import EventLogError, LoggerClosedError, QueueFullError, as_storage_error
 from ._models import Row
 from ._sinks import Sink
 
-__all__ = ["DEFAULT_MAX_BATCH_ROWS", "Writer", "WriterStats"]
+__all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_QUEUED", "Writer", "WriterStats"]
 
 # Rows per transaction at most; large enough to amortise the commit, small
 # enough that one transaction never holds SQLite's write lock for long.
 DEFAULT_MAX_BATCH_ROWS = 2_000
+# Events waiting to be written at most (about 0.5 kB each): the bound on the
+# writer's memory. See Writer.emit for what happens when it is reached.
+DEFAULT_MAX_QUEUED = 50_000
 
 log = logging.getLogger("event_log")
 
@@ -77,9 +80,16 @@ class _Stop:
 class Writer:
     """Owns the write queue and the task that drains it into transactions."""
 
-    def __init__(self, sink: Sink, *, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
         self._sink = sink
         self._max_batch_rows = max_batch_rows
+        self._max_queued = max_queued
         self._queue: deque[_Write | _Job | _Barrier | _Stop] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -93,6 +103,10 @@ class Writer:
         self._submitted = 0
         self._written = 0
         self._failed = 0
+        # Threads blocked in emit() wait here for room; the writer notifies.
+        self._room = threading.Condition(self._lock)
+        # Awaiting writers wait here for room (set after every batch).
+        self._room_on_loop = asyncio.Event()
 
     # -- binding to the loop ------------------------------------------------------
 
@@ -129,23 +143,43 @@ class Writer:
         if self._closed:
             raise LoggerClosedError("the logger is closed")
 
-    def _count_submitted(self, n: int) -> None:
-        with self._lock:
-            self._submitted += n
+    def _queued(self) -> int:
+        return self._submitted - self._written - self._failed
 
     def submit(self, rows: Sequence[Row]) -> asyncio.Future[None]:
         """Queue rows as one all-or-nothing write (on the loop); the future resolves on commit."""
         self._check_open()
         loop = self.bind()
         future: asyncio.Future[None] = loop.create_future()
-        self._count_submitted(len(rows))
+        with self._lock:
+            self._submitted += len(rows)
         self._queue.append(_Write(rows, future))
         self._start()
         self._wake.set()
         return future
 
+    async def write(self, rows: Sequence[Row]) -> None:
+        """Queue rows as one all-or-nothing write and wait for its commit.
+
+        Backpressure: while the queue is full, wait for room first (a write
+        larger than the whole bound goes alone, once the queue is empty).
+        """
+        self._check_open()
+        self.bind()
+        while self._queued() > 0 and self._queued() + len(rows) > self._max_queued:
+            self._room_on_loop.clear()
+            await self._room_on_loop.wait()
+            self._check_open()
+        await self.submit(rows)
+
     def emit(self, row: Row) -> None:
-        """Queue one row without waiting, from the loop's thread or any other."""
+        """Queue one row without waiting, from the loop's thread or any other.
+
+        Backpressure when ``max_queued`` events are already waiting: another
+        thread blocks until the writer makes room; the event loop's own thread
+        cannot wait (the writer needs the loop), so there emit raises
+        :class:`QueueFullError` and nothing is queued.
+        """
         self._check_open()
         loop = self._loop
         on_loop_thread = loop is None or threading.get_ident() == self._loop_thread
@@ -158,7 +192,17 @@ class Writer:
                     "has already been used inside its loop (await something on it first)"
                 ) from None
         assert loop is not None
-        self._count_submitted(1)
+        with self._lock:
+            while self._queued() >= self._max_queued:
+                if on_loop_thread:
+                    raise QueueFullError(
+                        f"{self._max_queued} events are waiting to be written; await "
+                        f"flush() (or use log_event, which waits for room) before emitting more"
+                    )
+                self._room.wait()
+                if self._closed:
+                    raise LoggerClosedError("the logger closed while emit() waited for room")
+            self._submitted += 1
         self._queue.append(_Write((row,), None))
         if on_loop_thread:
             self._start()
@@ -262,9 +306,15 @@ class Writer:
             return
         self._committed(batch, len(rows))
 
+    def _made_room(self) -> None:
+        """Wake whoever waits for room (called with the lock held)."""
+        self._room.notify_all()
+        self._room_on_loop.set()
+
     def _committed(self, batch: list[_Write], rows: int) -> None:
         with self._lock:
             self._written += rows
+            self._made_room()
         for write in batch:
             future = write.future
             if future is not None and not future.done():
@@ -274,6 +324,7 @@ class Writer:
         n = len(write.rows)
         with self._lock:
             self._failed += n
+            self._made_room()
         error = as_storage_error(f"writing {n} event(s)", exc)
         if write.future is not None:
             if not write.future.done():
@@ -300,3 +351,5 @@ class Writer:
                 self._failed_write(item, LoggerClosedError("the logger closed before this write"))
             elif isinstance(item, _Job | _Barrier) and not item.future.done():
                 item.future.set_exception(LoggerClosedError("the logger is closed"))
+        with self._lock:
+            self._made_room()  # threads waiting in emit() see the close and give up
