@@ -39,11 +39,13 @@ from event_log._migrate import alembic_config, script_location
 from event_log._schema import TIMESTAMP_TEXT_WIDTH, format_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+HEAD = "0002"
 NEW_INDEXES = {
     "ix_event_log_timestamp_id",
     "ix_event_log_task_id_timestamp_id",
     "ix_event_log_agent_id_timestamp_id",
     "ix_event_log_event_type_timestamp_id",
+    "ix_event_log_seq",
 }
 ORIGINAL_INDEXES = {
     "idx_event_log_task",
@@ -140,7 +142,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 async def test_upgrade_downgrade_and_upgrade_again(migratable_url: str) -> None:
     await event_log.upgrade(migratable_url)
     schema = await schema_at(migratable_url)
-    assert set(schema) == {"alembic_version", "event_log"}
+    assert set(schema) == {"alembic_version", "event_log", "event_log_sequence"}
     assert schema["event_log"] == NEW_INDEXES
 
     await alembic_on(migratable_url, "downgrade", "base")
@@ -160,7 +162,7 @@ async def test_upgrade_is_idempotent_and_leaves_a_callers_engine_open(
         await event_log.upgrade(migratable_url)
         async with engine.connect() as conn:  # still usable: upgrade() did not dispose it
             versions = await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-            assert versions.scalars().all() == ["0001"]
+            assert versions.scalars().all() == [HEAD]
     finally:
         await engine.dispose()
 
@@ -227,7 +229,7 @@ def test_upgrade_runs_from_an_installed_package_layout(tmp_path: Path) -> None:
     )
     assert ok(result).strip() == str(site / "event_log" / "migrations")
     with closing(sqlite3.connect(database)) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
 
 
 def test_script_location_is_the_checkouts_in_a_source_tree() -> None:
@@ -259,21 +261,21 @@ def test_offline_sql(url: str, dialect_types: list[str], via: str) -> None:
     for column in dialect_types:
         assert column in sql
     for index in NEW_INDEXES:
-        assert f"CREATE INDEX {index} ON event_log" in sql
+        assert f"INDEX {index} ON event_log" in sql
     assert "INSERT INTO alembic_version" in sql
     assert not (REPO_ROOT / "x.db").exists()  # offline means no database is touched
 
 
 def test_cli_upgrade_check_and_downgrade(migratable_url: str) -> None:
     ok(alembic_cli("upgrade", "head", url=migratable_url))
-    assert "0001 (head)" in ok(alembic_cli("current", url=migratable_url))
+    assert f"{HEAD} (head)" in ok(alembic_cli("current", url=migratable_url))
     check = ok(alembic_cli("check", url=migratable_url))
     assert "No new upgrade operations detected" in check
 
     ok(alembic_cli("downgrade", "base", url=migratable_url))
-    assert "0001" not in ok(alembic_cli("current", url=migratable_url))
+    assert HEAD not in ok(alembic_cli("current", url=migratable_url))
     ok(alembic_cli("upgrade", "head", env_url=migratable_url))
-    assert "0001 (head)" in ok(alembic_cli("current", env_url=migratable_url))
+    assert f"{HEAD} (head)" in ok(alembic_cli("current", env_url=migratable_url))
 
 
 def test_cli_check_reports_drift(migratable_url: str) -> None:
@@ -434,7 +436,7 @@ async def test_adopting_the_original_table_keeps_every_row(migratable_url: str) 
     await event_log.upgrade(migratable_url)
 
     schema = await schema_at(migratable_url)
-    assert set(schema) == {"alembic_version", "event_log"}  # the set-aside table is gone
+    assert set(schema) == {"alembic_version", "event_log", "event_log_sequence"}  # the set-aside table is gone
     assert schema["event_log"] == NEW_INDEXES  # idx_event_log_* are gone
 
     expected = {row.id: row for row in rows}

@@ -7,9 +7,10 @@ writer (``_writer``), statements and cursors (``_queries``) and the engine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import types
-from collections.abc import Collection, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Self
 
@@ -18,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._database import Database
 from ._engine import create_engine, resolve_url
-from ._errors import InvalidEventError, LoggerClosedError, translate_storage_errors
+from ._errors import (
+    InvalidCursorError,
+    InvalidEventError,
+    LoggerClosedError,
+    translate_storage_errors,
+)
+from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry
 from ._migrate import upgrade
 from ._models import (
     DEFAULT_MAX_DATA_BYTES,
@@ -33,6 +40,7 @@ from ._queries import (
     MAX_PAGE_SIZE,
     CursorCodec,
     EventFilter,
+    Position,
     check_limit,
     check_minutes,
     count_statement,
@@ -70,7 +78,10 @@ class EventLogger:
         max_queued: int = DEFAULT_MAX_QUEUED,
         prune_batch_size: int = DEFAULT_PRUNE_BATCH_SIZE,
         cursor_key: bytes | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
     ) -> None:
+        if not poll_interval > 0:
+            raise ValueError("poll_interval must be > 0 seconds")
         if min(max_data_bytes, max_batch_rows, max_queued, prune_batch_size) < 1:
             raise ValueError(
                 "max_data_bytes, max_batch_rows, max_queued and prune_batch_size must be >= 1"
@@ -84,6 +95,12 @@ class EventLogger:
         self._cursors = CursorCodec(cursor_key if cursor_key is not None else os.urandom(32))
         self._owned_engine: AsyncEngine | None = None
         self._closed = False
+        self._followers = FollowerRegistry()
+        self._poll_interval = poll_interval
+        # Bound now when made inside a loop, so emit() from threads works at once;
+        # made outside a loop, it is bound on first use.
+        with contextlib.suppress(RuntimeError):
+            self._writer.bind()
 
     @classmethod
     def open(
@@ -108,6 +125,11 @@ class EventLogger:
         return self._db.engine
 
     @property
+    def max_data_bytes(self) -> int:
+        """The largest ``data`` this logger accepts, in bytes of compact UTF-8 JSON."""
+        return self._max_data_bytes
+
+    @property
     def stats(self) -> WriterStats:
         """Events written, failed and still queued by this logger."""
         return self._writer.stats
@@ -126,6 +148,7 @@ class EventLogger:
         self._closed = True
         try:
             await self._writer.close()
+            await self._followers.drain_all()
         finally:
             if self._owned_engine is not None:
                 engine, self._owned_engine = self._owned_engine, None
@@ -334,6 +357,65 @@ class EventLogger:
             async with self._db.connect() as conn:
                 rows = (await conn.execute(summary_statement(since, self._db.dialect))).all()
         return sort_summary(rows)
+
+    def follow(
+        self,
+        *,
+        event_type: str | Collection[str] | None = None,
+        source: str | None = None,
+        task_id: str | None = None,
+        agent_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+    ) -> AsyncIterator[Event]:
+        """Matching events as they commit, oldest first, each exactly once.
+
+        Iteration begins at the first ``__anext__``. With ``cursor`` (a
+        ``next_cursor`` of ``list_events(newest_first=False)`` or an event id)
+        the stored matching events after that position come first. Ends after
+        yielding what was committed before ``close()`` returned; ``aclose()``
+        or leaving an ``async with`` stops it earlier. See ``_follow`` for the
+        ordering and the latency.
+        """
+        self._check_open()
+        flt = EventFilter.build(
+            event_type=event_type,
+            source=source,
+            task_id=task_id,
+            agent_id=agent_id,
+            since=since,
+            until=until,
+        )
+        position, event_id = self._follow_start(cursor)
+        follower = Follower(
+            self._db,
+            self._writer,
+            flt,
+            position=position,
+            event_id=event_id,
+            poll_interval=self._poll_interval,
+            on_done=self._followers.discard,
+        )
+        self._followers.add(follower)
+        return follower
+
+    def _follow_start(self, cursor: str | None) -> tuple[Position | None, str | None]:
+        """A follow cursor as a position, or as an event id to look up."""
+        if cursor is None:
+            return None, None
+        try:
+            return self._cursors.decode(cursor, newest_first=False), None
+        except InvalidCursorError:
+            try:
+                self._cursors.decode(cursor, newest_first=True)
+            except InvalidCursorError:
+                pass
+            else:
+                raise  # a real cursor, for the other direction
+        if not isinstance(cursor, str) or not cursor or "\x00" in cursor:
+            raise InvalidCursorError("cursor must be a list_events cursor or an event id")
+        return None, cursor
 
     # -- retention ----------------------------------------------------------------------
 

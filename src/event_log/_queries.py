@@ -37,7 +37,7 @@ from sqlalchemy import (
 
 from ._errors import InvalidCursorError
 from ._models import Event, trusted_event
-from ._schema import EventRecord
+from ._schema import EventRecord, EventSequence
 from ._types import is_valid_event_type
 
 __all__ = [
@@ -49,16 +49,20 @@ __all__ = [
     "check_minutes",
     "count_statement",
     "event_by_id_statement",
+    "follow_statement",
+    "last_seq_statement",
     "list_statement",
     "minutes_ago",
     "prune_batch_statement",
     "row_to_event",
     "sort_summary",
+    "stored_after_statement",
     "summary_statement",
 ]
 
 MAX_PAGE_SIZE = 1000
 _table = cast(Table, EventRecord.__table__)
+_seq = cast(Table, EventSequence.__table__)
 _c = _table.c
 _EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
 _PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\.\*")
@@ -249,6 +253,30 @@ def list_statement(
         stmt = stmt.where(key < bound if newest_first else key > bound)
     stmt = _ordered(stmt, newest_first)
     return stmt if limit is None else stmt.limit(limit)
+
+
+def follow_statement(
+    flt: EventFilter, dialect: str, *, after_seq: int, up_to_seq: int | None, limit: int
+) -> AnySelect:
+    """Matching events committed after sequence number ``after_seq``, in commit order."""
+    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*flt.clauses(dialect), _c.seq > after_seq)
+    if up_to_seq is not None:
+        stmt = stmt.where(_c.seq <= up_to_seq)
+    return stmt.order_by(_c.seq).limit(limit)
+
+
+def stored_after_statement(
+    flt: EventFilter, dialect: str, *, after: Position, up_to_seq: int, limit: int
+) -> AnySelect:
+    """Matching events after ``after`` in (timestamp, id) order that were committed by
+    ``up_to_seq`` (or written without a sequence number by another tool)."""
+    stmt = list_statement(flt, dialect, newest_first=False, after=after, limit=limit)
+    return stmt.where(or_(_c.seq <= up_to_seq, _c.seq.is_(None)))
+
+
+def last_seq_statement() -> AnySelect:
+    """The last committed sequence number."""
+    return select(_seq.c.last_seq).where(_seq.c.id == 1)
 
 
 def count_statement(flt: EventFilter, dialect: str) -> AnySelect:

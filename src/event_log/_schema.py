@@ -12,12 +12,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Index, MetaData, String, Text
+from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, MetaData, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["TIMESTAMP_TEXT_WIDTH", "Base", "EventRecord", "JSONText", "UTCDateTime", "format_utc"]
+__all__ = [
+    "TIMESTAMP_TEXT_WIDTH",
+    "Base",
+    "EventRecord",
+    "EventSequence",
+    "JSONText",
+    "UTCDateTime",
+    "format_utc",
+]
 
 # "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"
 TIMESTAMP_TEXT_WIDTH = 32
@@ -117,6 +125,9 @@ class EventRecord(Base):
     agent_id: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[Any] = mapped_column(JSONText(), nullable=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Commit order (not part of an Event): see EventSequence. Nullable only so
+    # rows written by other tools stay valid; the logger always sets it.
+    seq: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
 
     # Every index ends in (timestamp, id), the order of every listing, so a
     # filtered listing or keyset page is an index range scan with no sort step.
@@ -125,4 +136,25 @@ class EventRecord(Base):
         Index("ix_event_log_task_id_timestamp_id", "task_id", "timestamp", "id"),
         Index("ix_event_log_agent_id_timestamp_id", "agent_id", "timestamp", "id"),
         Index("ix_event_log_event_type_timestamp_id", "event_type", "timestamp", "id"),
+        Index("ix_event_log_seq", "seq", unique=True),
     )
+
+
+class EventSequence(Base):
+    """The last commit sequence number handed out: one row, ``id = 1``.
+
+    Every write transaction first adds its row count to ``last_seq`` and
+    numbers its rows from the result. The row lock that UPDATE takes is held
+    to the commit, so on PostgreSQL a second writer can only number its rows
+    after the first has committed (SQLite writers are serialised anyway):
+    ``seq`` order is commit order, across loggers and processes. Timestamps
+    and UUIDv7 ids are not: a transaction that began earlier can commit
+    later. ``follow()`` reads in ``seq`` order, so it neither skips nor repeats
+    an event that commits late. A counter in its own table never goes back,
+    even when pruning deletes the newest rows.
+    """
+
+    __tablename__ = "event_log_sequence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger())

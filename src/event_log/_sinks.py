@@ -29,7 +29,7 @@ import asyncio
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -47,24 +47,43 @@ _table = cast(Table, EventRecord.__table__)
 log = logging.getLogger("event_log")
 
 
-def _sqlite_rows(rows: Iterable[Row]) -> list[tuple[Any, ...]]:
-    """Rows with the timestamp in SQLite's stored text form (``format_utc``'s).
+def _next_seq_sql(count: int) -> str:
+    """Reserve ``count`` sequence numbers; the row lock it takes lasts until the commit."""
+    return (
+        f"UPDATE event_log_sequence SET last_seq = last_seq + {int(count)} "
+        "WHERE id = 1 RETURNING last_seq"
+    )
 
-    Row timestamps are already UTC (validation converts them), so isoformat()
-    alone gives the fixed-width form.
+
+def _check_last_seq(value: Any) -> int:
+    if value is None:
+        raise RuntimeError(
+            "event_log_sequence has no row: the schema is incomplete; run event_log.upgrade()"
+        )
+    return int(value)
+
+
+def _numbered_rows(rows: Sequence[Row], last_seq: int, *, sqlite: bool) -> list[tuple[Any, ...]]:
+    """Rows with their sequence numbers, timestamps in the backend's bind form.
+
+    On SQLite that is ``format_utc``'s text; row timestamps are already UTC
+    (validation converts them), so ``isoformat()`` alone gives it.
     """
-    return [
-        (r[0], r[1], r[2], r[3], r[4], r[5], r[6].isoformat(timespec="microseconds"))
-        for r in rows
-    ]
+    first = last_seq - len(rows) + 1
+    if sqlite:
+        return [
+            (r[0], r[1], r[2], r[3], r[4], r[5], r[6].isoformat(timespec="microseconds"), seq)
+            for seq, r in enumerate(rows, first)
+        ]
+    return [(*r, seq) for seq, r in enumerate(rows, first)]
 
 
 class Sink(ABC):
     """Inserts batches and runs maintenance statements, each in its own transaction."""
 
     @abstractmethod
-    async def insert(self, rows: Sequence[Row]) -> None:
-        """Insert every row in one transaction, or none."""
+    async def insert(self, rows: Sequence[Row]) -> int:
+        """Insert every row in one transaction, or none; return the last sequence number."""
 
     @abstractmethod
     async def execute(self, statement: UpdateBase) -> int:
@@ -82,10 +101,13 @@ class EngineSink(Sink):
         self._sql = str(insert(_table).compile(dialect=db.engine.dialect))
         self._sqlite = db.dialect == "sqlite"
 
-    async def insert(self, rows: Sequence[Row]) -> None:
-        params = _sqlite_rows(rows) if self._sqlite else list(rows)
+    async def insert(self, rows: Sequence[Row]) -> int:
         async with self._db.begin() as conn:
+            result = await conn.exec_driver_sql(_next_seq_sql(len(rows)))
+            last_seq = _check_last_seq(result.scalar_one_or_none())
+            params = _numbered_rows(rows, last_seq, sqlite=self._sqlite)
             await conn.exec_driver_sql(self._sql, params)
+        return last_seq
 
     async def execute(self, statement: UpdateBase) -> int:
         async with self._db.begin() as conn:
@@ -107,19 +129,24 @@ def _connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
     return conn
 
 
-def _transaction(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+def _transaction(conn: sqlite3.Connection, sql: str, rows: Sequence[Row] | None) -> int:
+    """Insert numbered ``rows`` (returns the last seq), or run ``sql`` alone (returns rowcount)."""
     # IMMEDIATE takes the write lock up front (waiting up to the busy timeout
     # for other processes), so the commit itself cannot be refused.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        cursor = conn.executemany(sql, rows) if rows is not None else conn.execute(sql)
-        count = cursor.rowcount
+        if rows is None:
+            result = conn.execute(sql).rowcount
+        else:
+            bumped = conn.execute(_next_seq_sql(len(rows))).fetchone()
+            result = _check_last_seq(None if bumped is None else bumped[0])
+            conn.executemany(sql, _numbered_rows(rows, result, sqlite=True))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return count
+    return result
 
 
 class SQLiteFileSink(Sink):
@@ -136,7 +163,7 @@ class SQLiteFileSink(Sink):
 
     # -- on the writer thread --------------------------------------------------------------
 
-    def _on_thread_transaction(self, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+    def _on_thread_transaction(self, sql: str, rows: Sequence[Row] | None) -> int:
         if self._thread_conn is None:
             pragmas = [*sqlite_pragmas(memory=False), "PRAGMA wal_autocheckpoint = 0"]
             self._thread_conn = _connect(self._path, pragmas)
@@ -158,12 +185,13 @@ class SQLiteFileSink(Sink):
 
     # -- on the event loop -----------------------------------------------------------------
 
-    async def _on_thread(self, sql: str, rows: list[tuple[Any, ...]] | None) -> int:
+    async def _on_thread(self, sql: str, rows: Sequence[Row] | None) -> int:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._on_thread_transaction, sql, rows)
 
-    def _try_inline(self, rows: list[tuple[Any, ...]]) -> bool:
-        """Commit a small batch on the loop; False when another process holds the lock."""
+    def _try_inline(self, rows: Sequence[Row]) -> int | None:
+        """Commit a small batch on the loop (its last seq); None when another process holds
+        the lock."""
         if self._inline_conn is None:
             pragmas = [
                 *sqlite_pragmas(memory=False),
@@ -172,22 +200,22 @@ class SQLiteFileSink(Sink):
             ]
             self._inline_conn = _connect(self._path, pragmas)
         try:
-            _transaction(self._inline_conn, self._sql, rows)
+            return _transaction(self._inline_conn, self._sql, rows)
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                return False
+                return None
             raise
-        return True
 
-    async def insert(self, rows: Sequence[Row]) -> None:
-        params = _sqlite_rows(rows)
-        if not (len(params) <= INLINE_MAX_ROWS and self._try_inline(params)):
-            await self._on_thread(self._sql, params)
-        self._rows_since_checkpoint += len(params)
+    async def insert(self, rows: Sequence[Row]) -> int:
+        last_seq = self._try_inline(rows) if len(rows) <= INLINE_MAX_ROWS else None
+        if last_seq is None:
+            last_seq = await self._on_thread(self._sql, rows)
+        self._rows_since_checkpoint += len(rows)
         if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
             self._rows_since_checkpoint = 0
             # Queued on the thread ahead of the next batch; the loop never waits for it.
             self._executor.submit(self._checkpoint)
+        return last_seq
 
     async def execute(self, statement: UpdateBase) -> int:
         # Literal binds: the only values here are our own cutoff and batch size.

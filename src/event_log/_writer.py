@@ -107,6 +107,8 @@ class Writer:
         self._room = threading.Condition(self._lock)
         # Awaiting writers wait here for room (set after every batch).
         self._room_on_loop = asyncio.Event()
+        # Followers' wake-up events, set after every commit and at close.
+        self._listeners: set[asyncio.Event] = set()
 
     # -- binding to the loop ------------------------------------------------------
 
@@ -130,6 +132,19 @@ class Writer:
         if not self._closed or self._task is not None:
             self._start()
         self._wake.set()
+
+    # -- commit notifications ---------------------------------------------------------
+
+    def add_listener(self, event: asyncio.Event) -> None:
+        """Have ``event`` set after every commit of this writer, and when it closes."""
+        self._listeners.add(event)
+
+    def remove_listener(self, event: asyncio.Event) -> None:
+        self._listeners.discard(event)
+
+    def _notify_listeners(self) -> None:
+        for event in self._listeners:
+            event.set()
 
     # -- submitting -----------------------------------------------------------------
 
@@ -292,6 +307,7 @@ class Writer:
         try:
             await self._sink.insert(rows)
         except Exception as exc:
+            self._notify_listeners()  # a retry below may still commit part of it
             if len(batch) == 1:
                 self._failed_write(batch[0], exc)
                 return
@@ -315,6 +331,7 @@ class Writer:
         with self._lock:
             self._written += rows
             self._made_room()
+        self._notify_listeners()
         for write in batch:
             future = write.future
             if future is not None and not future.done():
@@ -353,3 +370,4 @@ class Writer:
                 item.future.set_exception(LoggerClosedError("the logger is closed"))
         with self._lock:
             self._made_room()  # threads waiting in emit() see the close and give up
+        self._notify_listeners()

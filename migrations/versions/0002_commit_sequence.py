@@ -1,0 +1,50 @@
+"""Add the commit sequence that follow() reads in: event_log.seq and event_log_sequence.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-25 15:20:00
+
+Existing rows (including rows adopted from the original system) are numbered
+in (timestamp, id) order, and the counter starts after them. See
+``event_log._schema.EventSequence`` for why a counter row gives commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("event_log", sa.Column("seq", sa.BigInteger(), nullable=True))
+    op.create_table(
+        "event_log_sequence",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log_sequence")),
+    )
+    # Number what is already there (UPDATE ... FROM: PostgreSQL, SQLite >= 3.33).
+    op.execute(
+        'UPDATE event_log SET seq = numbered.n FROM (SELECT id, row_number() OVER '
+        '(ORDER BY "timestamp", id) AS n FROM event_log) AS numbered '
+        "WHERE event_log.id = numbered.id"
+    )
+    op.execute(
+        "INSERT INTO event_log_sequence (id, last_seq) "
+        "SELECT 1, coalesce(max(seq), 0) FROM event_log"
+    )
+    op.create_index(op.f("ix_event_log_seq"), "event_log", ["seq"], unique=True)
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_event_log_seq"), table_name="event_log")
+    op.drop_table("event_log_sequence")
+    with op.batch_alter_table("event_log") as batch:
+        batch.drop_column("seq")

@@ -1,0 +1,201 @@
+"""follow(): a live tail of the log, in commit order, each event exactly once.
+
+Why a sequence and not timestamps: a transaction that took its timestamps
+(and UUIDv7 ids) earlier can commit after one that took them later, so a
+reader that remembers "the newest timestamp I saw" would skip such an event
+for good. Every write transaction numbers its rows from one counter row
+whose lock it holds until it commits (``_schema.EventSequence``), so
+``seq`` order is commit order, across loggers and processes, and "every
+``seq`` above the last one I yielded" never misses or repeats a row.
+
+Latency: events this logger writes wake the follower as soon as they commit
+(milliseconds). Events written by other loggers or processes are found by
+polling every ``poll_interval`` seconds (0.25 by default), so they arrive
+within that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InvalidCursorError, translate_storage_errors
+from ._models import Event
+from ._queries import (
+    EventFilter,
+    Position,
+    event_by_id_statement,
+    follow_statement,
+    last_seq_statement,
+    row_to_event,
+    stored_after_statement,
+)
+
+if TYPE_CHECKING:
+    from ._database import Database
+    from ._writer import Writer
+
+__all__ = ["DEFAULT_POLL_INTERVAL", "Follower", "FollowerRegistry"]
+
+DEFAULT_POLL_INTERVAL = 0.25
+_PAGE = 500
+
+
+class Follower(AsyncIterator[Event]):
+    """The iterator ``EventLogger.follow()`` returns."""
+
+    def __init__(
+        self,
+        db: Database,
+        writer: Writer,
+        flt: EventFilter,
+        *,
+        position: Position | None,
+        event_id: str | None,
+        poll_interval: float,
+        on_done: Any,
+    ) -> None:
+        self._db = db
+        self._writer = writer
+        self._filter = flt
+        self._position = position  # stored events after this (timestamp, id) come first
+        self._event_id = event_id  # ...or after this event's position
+        self._poll_interval = poll_interval
+        self._on_done = on_done
+        self._wake = asyncio.Event()
+        self._buffer: deque[Event] = deque()
+        self._started = False
+        self._start_seq = 0  # events with seq above this are "live"
+        self._last_seq = 0  # the last live seq fetched
+        self._stored_done = True
+        self._end_seq: int | None = None  # set when the logger closes
+        self._finished = False
+        # One fetch at a time: the consumer's and close()'s must not interleave.
+        self._lock = asyncio.Lock()
+
+    def __aiter__(self) -> Follower:
+        return self
+
+    async def __anext__(self) -> Event:
+        if not self._started:
+            async with self._lock:
+                if not self._started and not self._finished:
+                    await self._start()
+        while not self._buffer:
+            if self._finished:
+                raise StopAsyncIteration
+            # Cleared before reading, so a commit landing after the read still wakes us.
+            self._wake.clear()
+            async with self._lock:
+                fetched = not self._finished and await self._fetch()
+            if not fetched and not self._finished:
+                with contextlib.suppress(TimeoutError):  # time to poll for other writers
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        return self._buffer.popleft()
+
+    async def aclose(self) -> None:
+        """Stop following (what ``break`` out of ``async for`` leaves to the collector)."""
+        self._finish()
+        self._buffer.clear()
+
+    async def __aenter__(self) -> Follower:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._writer.remove_listener(self._wake)
+            self._on_done(self)
+
+    async def _scalar_rows(self, stmt: Any) -> list[Any]:
+        with translate_storage_errors("following events"):
+            async with self._db.connect() as conn:
+                return list((await conn.execute(stmt)).all())
+
+    async def _start(self) -> None:
+        self._writer.add_listener(self._wake)
+        if self._event_id is not None:
+            rows = await self._scalar_rows(event_by_id_statement(self._event_id))
+            if not rows:
+                raise InvalidCursorError(f"no event has the id {self._event_id!r}")
+            found = row_to_event(rows[0])
+            self._position = (found.timestamp, found.id)
+        rows = await self._scalar_rows(last_seq_statement())
+        self._start_seq = self._last_seq = int(rows[0][0]) if rows else 0
+        self._stored_done = self._position is None
+        self._started = True
+
+    async def _fetch(self) -> bool:
+        """Fill the buffer with the next page; False when there was nothing new."""
+        if not self._stored_done:
+            assert self._position is not None
+            stmt = stored_after_statement(
+                self._filter,
+                self._db.dialect,
+                after=self._position,
+                up_to_seq=self._start_seq,
+                limit=_PAGE,
+            )
+            events = [row_to_event(row) for row in await self._scalar_rows(stmt)]
+            if len(events) < _PAGE:
+                self._stored_done = True
+            if events:
+                self._position = (events[-1].timestamp, events[-1].id)
+                self._buffer.extend(events)
+                return True
+        stmt = follow_statement(
+            self._filter,
+            self._db.dialect,
+            after_seq=self._last_seq,
+            up_to_seq=self._end_seq,
+            limit=_PAGE,
+        )
+        rows = await self._scalar_rows(stmt)
+        if not rows:
+            return False
+        self._last_seq = int(rows[-1][-1])
+        self._buffer.extend(row_to_event(row) for row in rows)
+        return True
+
+    async def drain_for_close(self) -> None:
+        """Fetch every matching event committed so far, then end after yielding them.
+
+        Called by ``EventLogger.close()`` while the database is still open.
+        """
+        async with self._lock:
+            if self._finished:
+                return
+            if self._started:
+                rows = await self._scalar_rows(last_seq_statement())
+                self._end_seq = int(rows[0][0]) if rows else self._last_seq
+                while await self._fetch():
+                    pass
+            # else iteration never began: nothing was committed "after" it.
+            self._finish()
+            self._wake.set()
+
+
+class FollowerRegistry:
+    """The logger's live followers, held weakly: an abandoned iterator is collected."""
+
+    def __init__(self) -> None:
+        self._followers: weakref.WeakSet[Follower] = weakref.WeakSet()
+
+    def add(self, follower: Follower) -> None:
+        self._followers.add(follower)
+
+    def discard(self, follower: Follower) -> None:
+        self._followers.discard(follower)
+
+    async def drain_all(self) -> None:
+        for follower in list(self._followers):
+            await follower.drain_for_close()
