@@ -90,3 +90,23 @@ async def test_a_thread_waiting_for_room_gives_up_when_the_logger_closes(tmp_pat
     assert len(outcome) == 1
     assert isinstance(outcome[0], LoggerClosedError)
     assert log.stats.written == 2
+
+
+async def test_non_blocking_emit_from_a_thread_raises_when_full(backend_url: str) -> None:
+    async with EventLogger.open(backend_url, max_queued=1) as log:
+        log.emit("tool.called", "a")  # full; the writer cannot run until we yield
+        errors: list[BaseException] = []
+
+        def try_once() -> None:
+            try:
+                log.emit("tool.called", "thread", block=False)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=try_once)
+        thread.start()
+        thread.join(5)  # deliberately blocking the loop: the queue cannot drain meanwhile
+        assert len(errors) == 1
+        assert isinstance(errors[0], QueueFullError)
+        await log.flush()
+        assert await log.count_events() == 1

@@ -436,7 +436,8 @@ async def test_adopting_the_original_table_keeps_every_row(migratable_url: str) 
     await event_log.upgrade(migratable_url)
 
     schema = await schema_at(migratable_url)
-    assert set(schema) == {"alembic_version", "event_log", "event_log_sequence"}  # the set-aside table is gone
+    # The set-aside original table is gone.
+    assert set(schema) == {"alembic_version", "event_log", "event_log_sequence"}
     assert schema["event_log"] == NEW_INDEXES  # idx_event_log_* are gone
 
     expected = {row.id: row for row in rows}

@@ -217,14 +217,16 @@ class EventLogger:
         agent_id: str | None = None,
         data: Mapping[str, Any] | None = None,
         timestamp: datetime | None = None,
+        block: bool = True,
     ) -> Event:
         """Validate now, queue the write, return at once; callable from any thread.
 
         ``await flush()`` waits for it; a failed write is logged on the ``event_log``
         logger and counted in ``stats.failed``. The queue holds at most
         ``max_queued`` events: beyond that, a call from another thread blocks
-        until there is room, and a call on the event loop's own thread raises
-        ``QueueFullError`` (an ``EventLogError``) without queuing anything.
+        until there is room (or, with ``block=False``, raises), and a call on
+        the event loop's own thread raises ``QueueFullError`` (an
+        ``EventLogError``); nothing is queued when it raises.
         """
         if self._closed:
             raise LoggerClosedError("the logger is closed")
@@ -237,7 +239,7 @@ class EventLogger:
             timestamp,
             max_data_bytes=self._max_data_bytes,
         )
-        self._writer.emit(prepared.row)
+        self._writer.emit(prepared.row, block=block)
         return prepared.event
 
     async def flush(self) -> None:

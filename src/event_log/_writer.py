@@ -187,13 +187,14 @@ class Writer:
             self._check_open()
         await self.submit(rows)
 
-    def emit(self, row: Row) -> None:
-        """Queue one row without waiting, from the loop's thread or any other.
+    def emit(self, row: Row, *, block: bool = True) -> None:
+        """Queue one row without waiting for its commit, from the loop's thread or any other.
 
         Backpressure when ``max_queued`` events are already waiting: another
-        thread blocks until the writer makes room; the event loop's own thread
-        cannot wait (the writer needs the loop), so there emit raises
-        :class:`QueueFullError` and nothing is queued.
+        thread blocks until the writer makes room (with ``block``); the event
+        loop's own thread cannot wait (the writer needs the loop), so there,
+        as without ``block``, emit raises :class:`QueueFullError` and nothing
+        is queued.
         """
         self._check_open()
         loop = self._loop
@@ -209,7 +210,7 @@ class Writer:
         assert loop is not None
         with self._lock:
             while self._queued() >= self._max_queued:
-                if on_loop_thread:
+                if on_loop_thread or not block:
                     raise QueueFullError(
                         f"{self._max_queued} events are waiting to be written; await "
                         f"flush() (or use log_event, which waits for room) before emitting more"
