@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_MAX_DATA_BYTES",
     "TEXT_MAX_LENGTH",
     "Event",
+    "HistogramBucket",
     "NewEvent",
     "Page",
     "PreparedEvent",
@@ -280,6 +281,17 @@ def trusted_event(values: dict[str, Any]) -> Event:
 # A stored row, in the table's column order:
 # (id, event_type, source, task_id, agent_id, data as JSON text, timestamp)
 Row = tuple[str, str, str, str | None, str | None, str | None, datetime]
+
+
+class HistogramBucket(BaseModel):
+    """Counts of one time bucket ``[start, end)``; ``counts`` is by group (empty when ungrouped)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    end: datetime
+    total: int
+    counts: dict[str, int]
 
 
 class PreparedEvent:

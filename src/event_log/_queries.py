@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Delete,
     Select,
@@ -27,8 +28,10 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
+    extract,
     false,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -41,7 +44,10 @@ from ._schema import EventRecord, EventSequence
 from ._types import is_valid_event_type
 
 __all__ = [
+    "HISTOGRAM_GROUPS",
+    "MAX_BUCKETS",
     "MAX_PAGE_SIZE",
+    "BucketGrid",
     "CursorCodec",
     "EventFilter",
     "Position",
@@ -50,6 +56,7 @@ __all__ = [
     "count_statement",
     "event_by_id_statement",
     "follow_statement",
+    "histogram_statement",
     "last_seq_statement",
     "list_statement",
     "minutes_ago",
@@ -292,6 +299,72 @@ def summary_statement(since: datetime, dialect: str) -> AnySelect:
     time window (usually a small part of the table) is what gets read."""
     key = _UNINDEXED_TYPE if dialect == "sqlite" else _c.event_type
     return select(key, func.count()).where(_c.timestamp >= since).group_by(key)
+
+
+MAX_BUCKETS = 1000
+HISTOGRAM_GROUPS = ("event_type", "source", "agent_id")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketGrid:
+    """Histogram buckets: ``count`` buckets of ``every``, the first starting at ``start``.
+
+    Buckets are aligned to the Unix epoch (a fixed origin), so the same
+    ``every`` always gives the same boundaries, whatever ``since`` is.
+    """
+
+    start: datetime
+    every: timedelta
+    count: int
+
+    @classmethod
+    def covering(cls, since: datetime, until: datetime, every: timedelta) -> BucketGrid:
+        if not isinstance(every, timedelta) or every <= timedelta(0):
+            raise ValueError(f"every must be a positive timedelta, got {every!r}")
+        if until <= since:
+            raise ValueError("until must be after since")
+        step = every // timedelta(microseconds=1)
+        if step < 1:
+            raise ValueError("every must be at least one microsecond")
+        first = ((since - _EPOCH) // timedelta(microseconds=1)) // step * step
+        last = -(-((until - _EPOCH) // timedelta(microseconds=1)) // step) * step
+        count = (last - first) // step
+        if count > MAX_BUCKETS:
+            raise ValueError(f"{count} buckets of {every}; at most {MAX_BUCKETS}")
+        return cls(_EPOCH + timedelta(microseconds=first), every, count)
+
+    def starts(self) -> list[datetime]:
+        return [self.start + i * self.every for i in range(self.count)]
+
+
+def histogram_statement(
+    flt: EventFilter, dialect: str, grid: BucketGrid, by: str | None
+) -> AnySelect:
+    """(bucket index, [group value,] count) rows, grouped in SQL; empty buckets are absent.
+
+    ``flt`` bounds what is counted (its ``since`` may fall inside the first bucket).
+    """
+    step = grid.every // timedelta(microseconds=1)
+    start_us = (grid.start - _EPOCH) // timedelta(microseconds=1)
+    if dialect == "sqlite":
+        # The stored text is fixed width: whole seconds from strftime, microseconds
+        # from characters 21-26. Integer division is a floor here: rows are >= start.
+        micros = (
+            func.cast(func.strftime("%s", _c.timestamp), BigInteger) * 1_000_000
+            + func.cast(func.substr(_c.timestamp, 21, 6), BigInteger)
+        )
+        bucket: ColumnElement[Any] = (micros - start_us) / step
+    else:
+        # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
+        seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
+        bucket = func.floor(seconds * 1_000_000 / step)
+    keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
+    end = grid.start + grid.count * grid.every
+    return (
+        select(*keys, func.count())
+        .where(*flt.clauses(dialect), _c.timestamp >= grid.start, _c.timestamp < end)
+        .group_by(*keys)
+    )
 
 
 def prune_batch_statement(cutoff: datetime, batch_size: int) -> Delete:
