@@ -35,25 +35,36 @@ async def test_a_lock_held_by_another_process_sends_the_batch_to_the_thread(
         assert await log.count_events() == 2
 
 
-async def test_checkpoints_run_on_the_thread_every_so_many_rows(
+async def test_checkpoints_run_in_the_background_every_so_many_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
+    import threading
+
+    threads: list[str] = []
     original = sinks.SQLiteFileSink._checkpoint
 
     def spy(self: sinks.SQLiteFileSink) -> None:
-        calls.append("checkpoint")
+        threads.append(threading.current_thread().name)
         original(self)
 
     monkeypatch.setattr(sinks, "CHECKPOINT_EVERY_ROWS", 30)
     monkeypatch.setattr(sinks.SQLiteFileSink, "_checkpoint", spy)
     async with EventLogger.open(f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}") as log:
+        sink = log._writer._sink
+        assert isinstance(sink, sinks.SQLiteFileSink)
+
+        async def checkpoint_done() -> None:
+            pending = sink._checkpoint_pending
+            if pending is not None:
+                await asyncio.wrap_future(pending)
+
         for _ in range(9):  # inline commits, one row each
             await log.log_event("task.created", "c")
         for _ in range(4):  # 29, 49 -> checkpoint (0), 20, 40 -> checkpoint
             await log.log_events([{"event_type": "task.started", "source": "c"}] * 20)
-        await log.flush()
-    assert calls == ["checkpoint"] * 2
+            await checkpoint_done()
+    assert len(threads) == 2
+    assert all(name.startswith("event_log-checkpoint") for name in threads)
 
 
 async def test_a_failing_inline_commit_raises_storage_error(tmp_path: Path) -> None:

@@ -15,9 +15,10 @@ insert itself. Two sinks:
   another process sends the batch to the thread instead. Neither connection
   checkpoints on commit (SQLite's default every 1,000 WAL pages made the
   checkpoint's copy and fsync the largest cost of a sustained write load);
-  the sink asks the thread for a passive checkpoint every
-  ``CHECKPOINT_EVERY_ROWS`` rows instead, so the WAL stays bounded and no
-  checkpoint ever runs on the loop. Readers keep using the engine's own
+  a third connection on a thread of its own runs a passive checkpoint every
+  ``CHECKPOINT_EVERY_ROWS`` rows instead, beside the writer (WAL lets a
+  checkpoint and a writer run at once), so the WAL stays bounded and no
+  checkpoint runs on the loop or delays a batch. Readers keep using the engine's own
   connections.
 - :class:`EngineSink` for everything else (PostgreSQL via asyncpg, the
   in-memory SQLite database that only the engine's one connection can see).
@@ -30,7 +31,7 @@ import logging
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
@@ -157,8 +158,15 @@ class SQLiteFileSink(Sink):
         self._dialect = db.engine.dialect
         self._sql = str(insert(_table).compile(dialect=self._dialect))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event_log-writer")
-        self._thread_conn: sqlite3.Connection | None = None  # used on the thread only
+        # Checkpoints get a thread and a connection of their own: in WAL mode a
+        # passive checkpoint runs beside a writer, so it never delays a batch.
+        self._checkpointer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="event_log-checkpoint"
+        )
+        self._thread_conn: sqlite3.Connection | None = None  # used on the writer thread only
         self._inline_conn: sqlite3.Connection | None = None  # used on the loop only
+        self._checkpoint_conn: sqlite3.Connection | None = None  # checkpoint thread only
+        self._checkpoint_pending: Future[None] | None = None
         self._rows_since_checkpoint = 0
 
     # -- on the writer thread --------------------------------------------------------------
@@ -169,19 +177,26 @@ class SQLiteFileSink(Sink):
             self._thread_conn = _connect(self._path, pragmas)
         return _transaction(self._thread_conn, sql, rows)
 
-    def _checkpoint(self) -> None:
-        if self._thread_conn is None:
-            self._thread_conn = _connect(self._path, sqlite_pragmas(memory=False))
-        try:
-            self._thread_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error:
-            log.warning("event_log: WAL checkpoint of %s failed", self._path, exc_info=True)
-
     def _close(self) -> None:
         for conn in (self._thread_conn, self._inline_conn):
             if conn is not None:
                 conn.close()
         self._thread_conn = self._inline_conn = None
+
+    # -- on the checkpoint thread ----------------------------------------------------------
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = _connect(self._path, sqlite_pragmas(memory=False))
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            log.warning("event_log: WAL checkpoint of %s failed", self._path, exc_info=True)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     # -- on the event loop -----------------------------------------------------------------
 
@@ -211,10 +226,13 @@ class SQLiteFileSink(Sink):
         if last_seq is None:
             last_seq = await self._on_thread(self._sql, rows)
         self._rows_since_checkpoint += len(rows)
-        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
+        pending = self._checkpoint_pending
+        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS and (
+            pending is None or pending.done()
+        ):
             self._rows_since_checkpoint = 0
-            # Queued on the thread ahead of the next batch; the loop never waits for it.
-            self._executor.submit(self._checkpoint)
+            # In the background; neither the loop nor the next batch waits for it.
+            self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
         return last_seq
 
     async def execute(self, statement: UpdateBase) -> int:
@@ -226,8 +244,10 @@ class SQLiteFileSink(Sink):
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._close)
+            await loop.run_in_executor(self._checkpointer, self._close_checkpointer)
         finally:
             self._executor.shutdown(wait=False)
+            self._checkpointer.shutdown(wait=False)
 
 
 def make_sink(db: Database) -> Sink:
