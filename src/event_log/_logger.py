@@ -56,6 +56,7 @@ from ._queries import (
     sort_summary,
     summary_statement,
 )
+from ._redact import Redactor
 from ._sinks import make_sink
 from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
@@ -71,6 +72,21 @@ class EventLogger:
 
     ``EventLogger(engine)`` uses a caller's engine (whose schema must already
     exist) and never disposes it; ``EventLogger.open(url)`` makes and owns one.
+
+    Keywords (``open()`` passes them on):
+
+    - ``max_data_bytes``: largest ``data`` accepted, as compact UTF-8 JSON.
+    - ``max_batch_rows``: most rows one write transaction carries.
+    - ``max_queued``: most events waiting to be written (see ``emit``).
+    - ``prune_batch_size``: rows deleted per prune transaction.
+    - ``cursor_key``: HMAC key of the keyset cursors (random per logger unless
+      given; share it to use cursors across processes).
+    - ``poll_interval``: seconds between ``follow()``'s polls for events of
+      other loggers and processes.
+    - ``redact``: mask the values of secret-looking keys in ``data`` before
+      storage (``True``, the default: password, token, secret, api key,
+      authorization, cookie, private key, credentials; an iterable of names
+      replaces that list; ``False`` turns it off). See ``_redact``.
     """
 
     def __init__(
@@ -83,6 +99,7 @@ class EventLogger:
         prune_batch_size: int = DEFAULT_PRUNE_BATCH_SIZE,
         cursor_key: bytes | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        redact: bool | Iterable[str] = True,
     ) -> None:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be > 0 seconds")
@@ -99,6 +116,14 @@ class EventLogger:
         self._cursors = CursorCodec(cursor_key if cursor_key is not None else os.urandom(32))
         self._owned_engine: AsyncEngine | None = None
         self._closed = False
+        # Secret keys masked in data before storage: on by default (see _redact).
+        self._redactor: Redactor | None = (
+            Redactor()
+            if redact is True
+            else None
+            if redact is False
+            else Redactor([redact] if isinstance(redact, str) else redact)
+        )
         self._followers = FollowerRegistry()
         self._poll_interval = poll_interval
         # Bound now when made inside a loop, so emit() from threads works at once;
@@ -181,6 +206,7 @@ class EventLogger:
             data,
             timestamp,
             max_data_bytes=self._max_data_bytes,
+            redactor=self._redactor,
         )
 
     async def log_event(
@@ -205,7 +231,11 @@ class EventLogger:
         prepared: list[PreparedEvent] = []
         for index, item in enumerate(events):
             try:
-                prepared.append(prepare_new_event(item, max_data_bytes=self._max_data_bytes))
+                prepared.append(
+                    prepare_new_event(
+                        item, max_data_bytes=self._max_data_bytes, redactor=self._redactor
+                    )
+                )
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event #{index}: {exc}") from exc
         if prepared:
@@ -242,6 +272,7 @@ class EventLogger:
             data,
             timestamp,
             max_data_bytes=self._max_data_bytes,
+            redactor=self._redactor,
         )
         self._writer.emit(prepared.row, block=block)
         return prepared.event

@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError, to_json, to_jsonable_pytho
 
 from ._errors import InvalidEventError
 from ._ids import new_id
+from ._redact import Redactor
 from ._types import EVENT_TYPE_MAX_LENGTH, is_valid_event_type
 
 __all__ = [
@@ -150,7 +151,9 @@ def _non_finite(value: Any) -> bool:
     return False
 
 
-def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any] | None, str | None]:
+def encode_data(
+    data: object, max_bytes: int, redactor: Redactor | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """``data`` as pydantic's JSON mode sees it, and its compact JSON text (one encoding).
 
     pydantic-core does both conversions in Rust; the Python around it only
@@ -163,6 +166,8 @@ def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any] | None, st
     if type(data) is dict and _is_flat_json(data):
         # The common case, a flat dict of JSON scalars: already what JSON mode
         # gives back, so a shallow copy replaces the conversion.
+        if redactor is not None:
+            data = redactor.apply_flat(data)
         try:
             encoded = to_json(data)
         except PydanticSerializationError as exc:  # e.g. a lone surrogate in a string
@@ -173,6 +178,8 @@ def encode_data(data: object, max_bytes: int) -> tuple[dict[str, Any] | None, st
             raise InvalidEventError(f"data is {len(encoded)} bytes as JSON; at most {max_bytes}")
         return dict(data), encoded.decode()
     _check_keys(data)
+    if redactor is not None:
+        data = redactor.apply(data)
     try:
         encoded = to_json(data, inf_nan_mode="constants")
         plain = to_jsonable_python(data)
@@ -313,14 +320,15 @@ def prepare_event(
     timestamp: object = None,
     *,
     max_data_bytes: int,
+    redactor: Redactor | None = None,
 ) -> PreparedEvent:
-    """Validate one event, give it an id and a timestamp, and build its row."""
+    """Validate one event (masking secrets), give it an id and a timestamp, build its row."""
     event_type = check_event_type(event_type)
     source = check_text("source", source, required=True)
     assert source is not None
     task_id = check_text("task_id", task_id, required=False)
     agent_id = check_text("agent_id", agent_id, required=False)
-    plain, text = encode_data(data, max_data_bytes)
+    plain, text = encode_data(data, max_data_bytes, redactor)
     when = datetime.now(UTC) if timestamp is None else check_aware("timestamp", timestamp)
     event_id = new_id()
     event = trusted_event(
@@ -337,7 +345,9 @@ def prepare_event(
     return PreparedEvent(event, (event_id, event_type, source, task_id, agent_id, text, when))
 
 
-def prepare_new_event(item: object, *, max_data_bytes: int) -> PreparedEvent:
+def prepare_new_event(
+    item: object, *, max_data_bytes: int, redactor: Redactor | None = None
+) -> PreparedEvent:
     """:func:`prepare_event` for a :class:`NewEvent` or a mapping of its fields."""
     if isinstance(item, NewEvent):
         fields: Mapping[str, Any] = item.__dict__
@@ -361,6 +371,7 @@ def prepare_new_event(item: object, *, max_data_bytes: int) -> PreparedEvent:
         fields.get("data"),
         fields.get("timestamp"),
         max_data_bytes=max_data_bytes,
+        redactor=redactor,
     )
 
 
