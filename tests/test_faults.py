@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -195,3 +196,34 @@ async def test_postgres_connections_killed_under_load(migratable_url: str) -> No
     found = await stored_ids(migratable_url, acknowledged)
     assert found == set(acknowledged)
     print(f"\n{killed} connections killed; {failures} writes failed, {len(found)} acknowledged")
+
+
+def local_clusters() -> list[str]:
+    """The versions of Debian's local PostgreSQL clusters (what pg_ctlcluster manages)."""
+    root = Path("/etc/postgresql")
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+async def test_postgres_server_restart(migratable_url: str) -> None:
+    if not migratable_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL fault")
+    cluster = local_clusters()
+    if not cluster or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("needs pg_ctlcluster to restart the local server")
+    async with EventLogger.open(migratable_url) as log:
+        before = await log.log_event("system.info", "before the restart")
+        restart = await asyncio.create_subprocess_exec(
+            "pg_ctlcluster", "--skip-systemctl-redirect", cluster[-1], "main", "restart"
+        )
+        assert await restart.wait() == 0
+        # Pooled connections died with the server; the logger reconnects by itself.
+        after = None
+        for _ in range(50):
+            try:
+                after = await log.log_event("system.info", "after the restart")
+                break
+            except StorageError:  # the server may still be starting
+                await asyncio.sleep(0.2)
+        assert after is not None
+        assert await log.get_event(before.id) == before
+        assert await log.get_event(after.id) == after
