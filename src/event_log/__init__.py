@@ -8,11 +8,17 @@ from ._errors import (
     LoggerClosedError,
     StorageError,
 )
+from ._errors import QueueFullError as QueueFullError
 from ._logger import EventLogger
 from ._migrate import upgrade
 from ._models import Event, NewEvent, Page
+from ._models import HistogramBucket as HistogramBucket
+from ._retention import RetentionPolicy as RetentionPolicy
 from ._types import EventType
 
+# QueueFullError, HistogramBucket and RetentionPolicy are importable too (the
+# "X as X" imports above), but kept out of __all__: it lists exactly the names
+# API.md binds.
 __all__ = [
     "DEFAULT_URL",
     "Event",

@@ -7,7 +7,9 @@ writer (``_writer``), statements and cursors (``_queries``) and the engine
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import types
 from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping
@@ -57,10 +59,13 @@ from ._queries import (
     summary_statement,
 )
 from ._redact import Redactor
+from ._retention import RetentionPolicy, retention_rules
 from ._sinks import make_sink
 from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
 __all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
+
+_log = logging.getLogger("event_log")
 
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
@@ -87,6 +92,9 @@ class EventLogger:
       storage (``True``, the default: password, token, secret, api key,
       authorization, cookie, private key, credentials; an iterable of names
       replaces that list; ``False`` turns it off). See ``_redact``.
+    - ``retention``: a ``RetentionPolicy`` with ``every_minutes`` makes the
+      logger prune by it in the background, at once and then that often
+      (the logger must be made inside a running event loop, as ``open()`` does).
     """
 
     def __init__(
@@ -100,6 +108,7 @@ class EventLogger:
         cursor_key: bytes | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         redact: bool | Iterable[str] = True,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be > 0 seconds")
@@ -130,6 +139,19 @@ class EventLogger:
         # made outside a loop, it is bound on first use.
         with contextlib.suppress(RuntimeError):
             self._writer.bind()
+        self.retention_failures = 0  # scheduled prunes that failed (each also logged)
+        self._retention_task: asyncio.Task[None] | None = None
+        if retention is not None and retention.every_minutes is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise ValueError(
+                    "a scheduled retention policy needs a logger made inside a running loop"
+                ) from None
+            self._retention_task = loop.create_task(
+                self._run_retention(retention, retention.every_minutes),
+                name="event_log retention",
+            )
 
     @classmethod
     def open(
@@ -175,6 +197,10 @@ class EventLogger:
             await self._writer.close()
             return
         self._closed = True
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
         try:
             await self._writer.close()
             await self._followers.drain_all()
@@ -317,8 +343,14 @@ class EventLogger:
         limit: int = 100,
         cursor: str | None = None,
         newest_first: bool = True,
+        exclude_event_type: str | Collection[str] | None = None,
+        exclude_source: str | Collection[str] | None = None,
     ) -> Page:
-        """One page of matching events in ``(timestamp, id)`` order; follow ``next_cursor``."""
+        """One page of matching events in ``(timestamp, id)`` order; follow ``next_cursor``.
+
+        ``exclude_event_type`` (types, collections or ``prefix.*`` patterns) and
+        ``exclude_source`` leave matching events out.
+        """
         self._check_open()
         limit = check_limit(limit, maximum=MAX_PAGE_SIZE)
         flt = EventFilter.build(
@@ -328,6 +360,8 @@ class EventLogger:
             agent_id=agent_id,
             since=since,
             until=until,
+            exclude_event_type=exclude_event_type,
+            exclude_source=exclude_source,
         )
         after = None if cursor is None else self._cursors.decode(cursor, newest_first=newest_first)
         stmt = list_statement(
@@ -352,6 +386,8 @@ class EventLogger:
         agent_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        exclude_event_type: str | Collection[str] | None = None,
+        exclude_source: str | Collection[str] | None = None,
     ) -> int:
         """How many events match the filters of :meth:`list_events`."""
         self._check_open()
@@ -362,6 +398,8 @@ class EventLogger:
             agent_id=agent_id,
             since=since,
             until=until,
+            exclude_event_type=exclude_event_type,
+            exclude_source=exclude_source,
         )
         return int(await self._scalar(count_statement(flt, self._db.dialect)))
 
@@ -406,6 +444,8 @@ class EventLogger:
         source: str | None = None,
         task_id: str | None = None,
         agent_id: str | None = None,
+        exclude_event_type: str | Collection[str] | None = None,
+        exclude_source: str | Collection[str] | None = None,
     ) -> list[HistogramBucket]:
         """Counts per time bucket of ``every`` from ``since`` to ``until`` (default now).
 
@@ -426,6 +466,8 @@ class EventLogger:
             agent_id=agent_id,
             since=since,
             until=until,
+            exclude_event_type=exclude_event_type,
+            exclude_source=exclude_source,
         )
         assert flt.since is not None
         grid = BucketGrid.covering(flt.since, flt.until or datetime.now(UTC), every)
@@ -460,6 +502,8 @@ class EventLogger:
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
+        exclude_event_type: str | Collection[str] | None = None,
+        exclude_source: str | Collection[str] | None = None,
     ) -> AsyncIterator[Event]:
         """Matching events as they commit, oldest first, each exactly once.
 
@@ -478,6 +522,8 @@ class EventLogger:
             agent_id=agent_id,
             since=since,
             until=until,
+            exclude_event_type=exclude_event_type,
+            exclude_source=exclude_source,
         )
         position, event_id = self._follow_start(cursor)
         follower = Follower(
@@ -511,22 +557,55 @@ class EventLogger:
 
     # -- retention ----------------------------------------------------------------------
 
-    async def prune_events(self, older_than_days: float = 30) -> int:
+    async def prune_events(
+        self,
+        older_than_days: float = 30,
+        *,
+        overrides: Mapping[str, float] | None = None,
+    ) -> int:
         """Delete events older than ``older_than_days`` days in short batches; return the count.
 
-        Each batch is its own transaction, queued behind pending writes, so
-        concurrent ``log_event`` callers wait at most one batch.
+        ``overrides`` keeps some types for another number of days, e.g.
+        ``{"tool.*": 7, "system.error": 90}``; the longest match wins (see
+        ``_retention``). Each batch is its own transaction, queued behind
+        pending writes, so concurrent ``log_event`` callers wait at most one batch.
         """
         self._check_open()
-        days = check_minutes("older_than_days", older_than_days)
-        cutoff = minutes_ago(days * 24 * 60)
-        stmt = prune_batch_statement(cutoff, self._prune_batch_size)
         deleted = 0
-        while True:
-            batch = await self._writer.execute(stmt)
-            deleted += batch
-            if batch < self._prune_batch_size:
-                return deleted
+        for rule in retention_rules(older_than_days, overrides):
+            stmt = prune_batch_statement(
+                rule.cutoff,
+                self._prune_batch_size,
+                dialect=self._db.dialect,
+                only=rule.spec,
+                unless=rule.unless,
+            )
+            while True:
+                batch = await self._writer.execute(stmt)
+                deleted += batch
+                if batch < self._prune_batch_size:
+                    break
+        return deleted
+
+    async def apply_retention(self, policy: RetentionPolicy) -> int:
+        """``prune_events`` with a policy's days and overrides."""
+        return await self.prune_events(policy.older_than_days, overrides=policy.overrides)
+
+    async def _run_retention(self, policy: RetentionPolicy, every_minutes: float) -> None:
+        """Prune by ``policy`` now and every ``every_minutes``; a failure is reported, not fatal."""
+        while not self._closed:
+            try:
+                deleted = await self.apply_retention(policy)
+            except LoggerClosedError:
+                return
+            except Exception:
+                self.retention_failures += 1
+                _log.exception(
+                    "event_log: scheduled prune failed; trying again in %s minutes", every_minutes
+                )
+            else:
+                _log.info("event_log: scheduled prune deleted %d events", deleted)
+            await asyncio.sleep(every_minutes * 60)
 
 
 class _Opening:

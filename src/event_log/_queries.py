@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    not_,
     or_,
     select,
     tuple_,
@@ -51,6 +52,7 @@ __all__ = [
     "CursorCodec",
     "EventFilter",
     "Position",
+    "TypeSpec",
     "check_limit",
     "check_minutes",
     "count_statement",
@@ -140,16 +142,61 @@ def minutes_ago(minutes: float) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class EventFilter:
-    """The filters of ``list_events`` / ``count_events``, validated once."""
+class TypeSpec:
+    """Event types to match: exact names and ``prefix.*`` patterns (stored without the ``*``)."""
 
-    types: tuple[str, ...] | None = None
+    exact: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, name: str, value: str | Collection[str]) -> TypeSpec:
+        """One type, a pattern such as ``"task.*"``, or a collection of them; else ValueError."""
+        wanted = [value] if isinstance(value, str) else list(value)
+        exact: list[str] = []
+        prefixes: list[str] = []
+        for item in wanted:
+            if not isinstance(item, str):
+                raise ValueError(f"{name} must be a string, not {type(item).__name__}")
+            if _PREFIX_PATTERN.fullmatch(item):
+                prefixes.append(item[:-1])  # "task.*" -> "task."
+            elif is_valid_event_type(item):
+                exact.append(str(item))
+            else:
+                raise ValueError(
+                    f"{name} {item!r} is neither an event type nor a prefix pattern "
+                    f"such as 'task.*'"
+                )
+        return cls(tuple(exact), tuple(prefixes))
+
+    @property
+    def single(self) -> bool:
+        return len(self.exact) == 1 and not self.prefixes
+
+    def clause(self, column: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
+        options: list[ColumnElement[bool]] = []
+        if self.exact:
+            options.append(
+                column == self.exact[0] if len(self.exact) == 1 else column.in_(self.exact)
+            )
+        options.extend(_prefix_clause(column, prefix, dialect) for prefix in self.prefixes)
+        return or_(*options) if len(options) > 1 else options[0] if options else false()
+
+    def matches(self, event_type: str) -> bool:
+        return event_type in self.exact or event_type.startswith(self.prefixes)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The filters of ``list_events`` / ``count_events`` / ``follow``, validated once."""
+
+    types: TypeSpec | None = None
     source: str | None = None
     task_id: str | None = None
     agent_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    exclude_types: TypeSpec | None = None
+    exclude_sources: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -161,34 +208,27 @@ class EventFilter:
         agent_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        exclude_event_type: str | Collection[str] | None = None,
+        exclude_source: str | Collection[str] | None = None,
     ) -> EventFilter:
         """Validate user filters; anything unusable raises ``ValueError``."""
-        types: tuple[str, ...] | None = None
-        prefixes: list[str] = []
-        if event_type is not None:
-            wanted = [event_type] if isinstance(event_type, str) else list(event_type)
-            exact: list[str] = []
-            for item in wanted:
-                if not isinstance(item, str):
-                    raise ValueError(f"event_type must be a string, not {type(item).__name__}")
-                if _PREFIX_PATTERN.fullmatch(item):
-                    prefixes.append(item[:-1])  # "task.*" -> "task."
-                elif is_valid_event_type(item):
-                    exact.append(str(item))
-                else:
-                    raise ValueError(
-                        f"event_type filter {item!r} is neither an event type nor a "
-                        f"prefix pattern such as 'task.*'"
-                    )
-            types = tuple(exact)
+        excluded_sources: tuple[str, ...] = ()
+        if exclude_source is not None:
+            names = [exclude_source] if isinstance(exclude_source, str) else list(exclude_source)
+            excluded_sources = tuple(_filter_text("exclude_source", n) or "" for n in names)
         return cls(
-            types=types,
-            prefixes=tuple(prefixes),
+            types=None if event_type is None else TypeSpec.parse("event_type", event_type),
             source=_filter_text("source", source),
             task_id=_filter_text("task_id", task_id),
             agent_id=_filter_text("agent_id", agent_id),
             since=None if since is None else _aware("since", since),
             until=None if until is None else _aware("until", until),
+            exclude_types=(
+                None
+                if exclude_event_type is None
+                else TypeSpec.parse("exclude_event_type", exclude_event_type)
+            ),
+            exclude_sources=excluded_sources,
         )
 
     def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
@@ -200,20 +240,19 @@ class EventFilter:
         already in ``(timestamp, id)`` order and stop after ``limit`` rows.
         """
         where: list[ColumnElement[bool]] = []
+        unindexed = ordered and dialect == "sqlite"
         if self.types is not None:
-            column: ColumnElement[str] = _c.event_type
-            single = len(self.types) == 1 and not self.prefixes
-            if ordered and dialect == "sqlite" and not single:
-                column = _UNINDEXED_TYPE
-            options: list[ColumnElement[bool]] = []
-            if self.types:
-                options.append(
-                    column == self.types[0] if len(self.types) == 1 else column.in_(self.types)
-                )
-            options.extend(_prefix_clause(column, prefix, dialect) for prefix in self.prefixes)
-            where.append(or_(*options) if len(options) > 1 else options[0] if options else false())
+            column = _UNINDEXED_TYPE if unindexed and not self.types.single else _c.event_type
+            where.append(self.types.clause(column, dialect))
+        if self.exclude_types is not None:
+            # A negative condition cannot narrow an index range: it filters whatever
+            # index the rest of the query walks.
+            column = _UNINDEXED_TYPE if unindexed else _c.event_type
+            where.append(not_(self.exclude_types.clause(column, dialect)))
         if self.source is not None:
             where.append(_c.source == self.source)
+        if self.exclude_sources:
+            where.append(_c.source.not_in(self.exclude_sources))
         if self.task_id is not None:
             where.append(_c.task_id == self.task_id)
         if self.agent_id is not None:
@@ -367,11 +406,23 @@ def histogram_statement(
     )
 
 
-def prune_batch_statement(cutoff: datetime, batch_size: int) -> Delete:
-    """Delete the oldest ``batch_size`` events older than ``cutoff`` (one short transaction)."""
+def prune_batch_statement(
+    cutoff: datetime,
+    batch_size: int,
+    *,
+    dialect: str = "sqlite",
+    only: TypeSpec | None = None,
+    unless: Sequence[TypeSpec] = (),
+) -> Delete:
+    """Delete the oldest ``batch_size`` events older than ``cutoff`` (one short transaction),
+    of the types in ``only`` (all when None) and none of ``unless``."""
+    where = [_c.timestamp < cutoff]
+    if only is not None:
+        where.append(only.clause(_c.event_type, dialect))
+    where.extend(not_(spec.clause(_c.event_type, dialect)) for spec in unless)
     oldest = (
         select(_c.id)
-        .where(_c.timestamp < cutoff)
+        .where(*where)
         .order_by(_c.timestamp, _c.id)
         .limit(batch_size)
         .scalar_subquery()
