@@ -79,3 +79,39 @@ async def test_a_failing_inline_commit_raises_storage_error(tmp_path: Path) -> N
         with pytest.raises(StorageError) as info:
             await log.log_event("task.created", "c")
         assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+async def test_prune_gives_the_freed_space_back_to_the_file_system(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    path = tmp_path / "reclaim.db"
+    old = datetime.now(UTC) - timedelta(days=60)
+    async with EventLogger.open(f"sqlite+aiosqlite:///{path}") as log:
+        rows = [
+            {
+                "event_type": "tool.called",
+                "source": "a",
+                "task_id": f"t{i % 50}",
+                "data": {"pad": "x" * 300, "i": i},
+                # The older half was written first, as in a real log.
+                "timestamp": old + timedelta(seconds=i) if i < 10_000 else None,
+            }
+            for i in range(20_000)
+        ]
+        for start in range(0, len(rows), 2_000):
+            batch = rows[start : start + 2_000]
+            await log.log_events([{k: v for k, v in r.items() if v is not None} for r in batch])
+        await log.flush()
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)  # INCREMENTAL
+        before = path.stat().st_size
+        assert await log.prune_events(30) == 10_000
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        after = path.stat().st_size
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+        assert after <= before * 0.6, (before, after)
+        assert await log.count_events() == 10_000
+        assert await log.reclaim_space() == 0  # nothing left to give back

@@ -90,6 +90,13 @@ def create_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
     def _tune(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            if not memory:
+                cursor.execute("PRAGMA page_count")
+                if cursor.fetchone()[0] == 0:
+                    # A new, empty file: incremental auto-vacuum lets prune hand
+                    # freed pages back to the file system in small steps. It must
+                    # be chosen before the first page is written (WAL writes one).
+                    cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             for pragma in pragmas:
                 cursor.execute(pragma)
         finally:

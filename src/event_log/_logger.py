@@ -70,6 +70,9 @@ _log = logging.getLogger("event_log")
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
 DEFAULT_PRUNE_BATCH_SIZE = 1_000
+# Free pages returned to the file system per step (4 MB of 4 kB pages), a
+# transaction short enough not to stall writers.
+RECLAIM_PAGES_PER_STEP = 1_000
 
 
 class EventLogger:
@@ -585,7 +588,26 @@ class EventLogger:
                 deleted += batch
                 if batch < self._prune_batch_size:
                     break
+        if deleted:
+            await self.reclaim_space()
         return deleted
+
+    async def reclaim_space(self) -> int:
+        """Hand the pages pruning freed back to the file system; return how many.
+
+        SQLite files made by this version use incremental auto-vacuum: the
+        freed pages go back in steps of ``RECLAIM_PAGES_PER_STEP``, each its
+        own short transaction in the writer's queue, so writers wait at most
+        one step. Older SQLite files (run ``VACUUM`` once to switch them) and
+        PostgreSQL (``VACUUM`` / autovacuum, or partitions) return 0.
+        """
+        self._check_open()
+        reclaimed = 0
+        while True:
+            step = await self._writer.run(lambda sink: sink.reclaim(RECLAIM_PAGES_PER_STEP))
+            reclaimed += step
+            if step == 0:
+                return reclaimed
 
     async def apply_retention(self, policy: RetentionPolicy) -> int:
         """``prune_events`` with a policy's days and overrides."""

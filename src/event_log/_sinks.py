@@ -90,6 +90,13 @@ class Sink(ABC):
     async def execute(self, statement: UpdateBase) -> int:
         """Run one DML statement in its own transaction; return the affected row count."""
 
+    async def reclaim(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back to the file system; return how many.
+
+        Only SQLite files in incremental auto-vacuum mode have anything to give.
+        """
+        return 0
+
     async def close(self) -> None:  # noqa: B027 - most sinks hold nothing of their own
         """Release what the sink holds (never the caller's engine)."""
 
@@ -148,6 +155,10 @@ def _transaction(conn: sqlite3.Connection, sql: str, rows: Sequence[Row] | None)
             conn.execute("ROLLBACK")
         raise
     return result
+
+
+def _freelist(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
 
 
 class SQLiteFileSink(Sink):
@@ -234,6 +245,28 @@ class SQLiteFileSink(Sink):
             # In the background; neither the loop nor the next batch waits for it.
             self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
         return last_seq
+
+    def _reclaim_on_thread(self, pages: int) -> int:
+        if self._thread_conn is None:
+            pragmas = [*sqlite_pragmas(memory=False), "PRAGMA wal_autocheckpoint = 0"]
+            self._thread_conn = _connect(self._path, pragmas)
+        conn = self._thread_conn
+        mode, free = conn.execute("PRAGMA auto_vacuum").fetchone()[0], _freelist(conn)
+        if mode != 2 or not free:  # 2: INCREMENTAL
+            return 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return free - _freelist(conn)
+
+    async def reclaim(self, pages: int) -> int:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._reclaim_on_thread, pages)
 
     async def execute(self, statement: UpdateBase) -> int:
         # Literal binds: the only values here are our own cutoff and batch size.

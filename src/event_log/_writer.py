@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.sql.dml import UpdateBase
@@ -59,10 +59,10 @@ class _Write:
 
 
 class _Job:
-    __slots__ = ("future", "statement")
+    __slots__ = ("future", "work")
 
-    def __init__(self, statement: UpdateBase, future: asyncio.Future[int]):
-        self.statement = statement
+    def __init__(self, work: Callable[[Sink], Awaitable[int]], future: asyncio.Future[int]):
+        self.work = work
         self.future = future
 
 
@@ -233,10 +233,14 @@ class Writer:
 
     async def execute(self, statement: UpdateBase) -> int:
         """Run ``statement`` in its own transaction, in queue order with the writes."""
+        return await self.run(lambda sink: sink.execute(statement))
+
+    async def run(self, work: Callable[[Sink], Awaitable[int]]) -> int:
+        """Run a maintenance step on the sink, in queue order with the writes."""
         self._check_open()
         loop = self.bind()
         future: asyncio.Future[int] = loop.create_future()
-        self._queue.append(_Job(statement, future))
+        self._queue.append(_Job(work, future))
         self._start()
         self._wake.set()
         return await future
@@ -353,7 +357,7 @@ class Writer:
 
     async def _run_job(self, job: _Job) -> None:
         try:
-            result = await self._sink.execute(job.statement)
+            result = await job.work(self._sink)
         except Exception as exc:
             if not job.future.done():
                 job.future.set_exception(as_storage_error("a maintenance job", exc))
