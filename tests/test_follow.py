@@ -246,3 +246,37 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
             assert await conn.scalar(seq_of_new, {"id": new.id}) == 6
     finally:
         await engine.dispose()
+
+
+async def test_postgres_followers_wake_on_notify_not_polling(migratable_url: str) -> None:
+    if not migratable_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    # Polling every 30 s cannot explain millisecond arrivals: only NOTIFY can.
+    async with (
+        EventLogger.open(migratable_url, poll_interval=30) as reader_log,
+        EventLogger.open(migratable_url) as writer_log,
+    ):
+        follower = reader_log.follow()
+        await writer_log.log_event("system.info", "warm-up")
+        first = asyncio.ensure_future(follower.__anext__())
+        await asyncio.sleep(0.1)
+        await writer_log.log_event("system.info", "first")
+        await asyncio.wait_for(first, 5)
+        delays: list[float] = []
+        for i in range(15):
+            waiting = asyncio.ensure_future(follower.__anext__())
+            await asyncio.sleep(0.01)
+            start = time.perf_counter()
+            written = await writer_log.log_event("tool.called", "other", data={"i": i})
+            got = await asyncio.wait_for(waiting, 5)
+            delays.append(time.perf_counter() - start)
+            assert got == written
+        assert statistics.median(delays) < 0.05
+        # Another process, too.
+        waiting = asyncio.ensure_future(follower.__anext__())
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER, migratable_url, "proc", "1"
+        )
+        assert await child.wait() == 0
+        got = await asyncio.wait_for(waiting, 5)
+        assert got.source == "proc"

@@ -9,9 +9,12 @@ whose lock it holds until it commits (``_schema.EventSequence``), so
 ``seq`` above the last one I yielded" never misses or repeats a row.
 
 Latency: events this logger writes wake the follower as soon as they commit
-(milliseconds). Events written by other loggers or processes are found by
-polling every ``poll_interval`` seconds (0.25 by default), so they arrive
-within that.
+(milliseconds). On PostgreSQL every commit also sends a NOTIFY, which one
+LISTEN connection per logger turns into the same wake-up, so events of other
+loggers and processes arrive within milliseconds too. On SQLite (no
+notifications between processes) they are found by polling every
+``poll_interval`` seconds (0.25 by default); polling also runs on PostgreSQL,
+as a safety net for writers that do not notify.
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ from ._queries import (
     row_to_event,
     stored_after_statement,
 )
+from ._sinks import NOTIFY_CHANNEL
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from ._database import Database
     from ._writer import Writer
 
@@ -58,6 +64,7 @@ class Follower(AsyncIterator[Event]):
         event_id: str | None,
         poll_interval: float,
         on_done: Any,
+        listen: Any,
     ) -> None:
         self._db = db
         self._writer = writer
@@ -66,6 +73,7 @@ class Follower(AsyncIterator[Event]):
         self._event_id = event_id  # ...or after this event's position
         self._poll_interval = poll_interval
         self._on_done = on_done
+        self._listen = listen
         self._wake = asyncio.Event()
         self._buffer: deque[Event] = deque()
         self._started = False
@@ -121,8 +129,12 @@ class Follower(AsyncIterator[Event]):
             async with self._db.connect() as conn:
                 return list((await conn.execute(stmt)).all())
 
+    def wake(self) -> None:
+        self._wake.set()
+
     async def _start(self) -> None:
         self._writer.add_listener(self._wake)
+        await self._listen()
         if self._event_id is not None:
             rows = await self._scalar_rows(event_by_id_statement(self._event_id))
             if not rows:
@@ -185,10 +197,14 @@ class Follower(AsyncIterator[Event]):
 
 
 class FollowerRegistry:
-    """The logger's live followers, held weakly: an abandoned iterator is collected."""
+    """The logger's live followers, held weakly (an abandoned iterator is collected),
+    and on PostgreSQL the LISTEN connection that wakes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, db: Database) -> None:
+        self._db = db
         self._followers: weakref.WeakSet[Follower] = weakref.WeakSet()
+        self._listener: AsyncConnection | None = None
+        self._listening: asyncio.Lock = asyncio.Lock()
 
     def add(self, follower: Follower) -> None:
         self._followers.add(follower)
@@ -196,6 +212,37 @@ class FollowerRegistry:
     def discard(self, follower: Follower) -> None:
         self._followers.discard(follower)
 
-    async def drain_all(self) -> None:
+    def wake_all(self, *_: object) -> None:
+        """asyncpg's notification callback: some writer committed."""
+        for follower in list(self._followers):
+            follower.wake()
+
+    async def listen(self) -> None:
+        """On PostgreSQL, LISTEN for commits (once per logger; a no-op elsewhere)."""
+        if self._db.dialect != "postgresql" or self._listener is not None:
+            return
+        async with self._listening:
+            if self._listener is not None:
+                return
+            with translate_storage_errors("listening for commits"):
+                conn = await self._db.engine.connect()
+                try:
+                    driver = (await conn.get_raw_connection()).driver_connection
+                    assert driver is not None
+                    await driver.add_listener(NOTIFY_CHANNEL, self.wake_all)
+                except BaseException:
+                    await conn.close()
+                    raise
+            self._listener = conn
+
+    async def close(self) -> None:
+        """Let every follower yield what was committed, then stop listening."""
         for follower in list(self._followers):
             await follower.drain_for_close()
+        if self._listener is not None:
+            conn, self._listener = self._listener, None
+            with contextlib.suppress(Exception):  # the connection may be gone already
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                await driver.remove_listener(NOTIFY_CHANNEL, self.wake_all)
+            await conn.close()

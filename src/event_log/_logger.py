@@ -136,7 +136,7 @@ class EventLogger:
             if redact is False
             else Redactor([redact] if isinstance(redact, str) else redact)
         )
-        self._followers = FollowerRegistry()
+        self._followers = FollowerRegistry(self._db)
         self._poll_interval = poll_interval
         # Bound now when made inside a loop, so emit() from threads works at once;
         # made outside a loop, it is bound on first use.
@@ -206,7 +206,7 @@ class EventLogger:
                 await self._retention_task
         try:
             await self._writer.close()
-            await self._followers.drain_all()
+            await self._followers.close()
         finally:
             if self._owned_engine is not None:
                 engine, self._owned_engine = self._owned_engine, None
@@ -537,6 +537,7 @@ class EventLogger:
             event_id=event_id,
             poll_interval=self._poll_interval,
             on_done=self._followers.discard,
+            listen=self._followers.listen,
         )
         self._followers.add(follower)
         return follower

@@ -42,17 +42,31 @@ from ._engine import sqlite_pragmas
 from ._models import Row
 from ._schema import EventRecord
 
-__all__ = ["EngineSink", "SQLiteFileSink", "Sink", "make_sink"]
+__all__ = ["NOTIFY_CHANNEL", "EngineSink", "SQLiteFileSink", "Sink", "make_sink"]
 
 _table = cast(Table, EventRecord.__table__)
 log = logging.getLogger("event_log")
 
 
-def _next_seq_sql(count: int) -> str:
-    """Reserve ``count`` sequence numbers; the row lock it takes lasts until the commit."""
-    return (
+# The PostgreSQL channel every commit is announced on (see _follow).
+NOTIFY_CHANNEL = "event_log"
+
+
+def _next_seq_sql(count: int, dialect: str = "sqlite") -> str:
+    """Reserve ``count`` sequence numbers; the row lock it takes lasts until the commit.
+
+    On PostgreSQL the same statement queues a NOTIFY, which the server delivers
+    when (and only if) the transaction commits: followers in any process wake.
+    """
+    bump = (
         f"UPDATE event_log_sequence SET last_seq = last_seq + {int(count)} "
         "WHERE id = 1 RETURNING last_seq"
+    )
+    if dialect != "postgresql":
+        return bump
+    return (
+        f"WITH bumped AS ({bump}) "
+        f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped"
     )
 
 
@@ -111,8 +125,8 @@ class EngineSink(Sink):
 
     async def insert(self, rows: Sequence[Row]) -> int:
         async with self._db.begin() as conn:
-            result = await conn.exec_driver_sql(_next_seq_sql(len(rows)))
-            last_seq = _check_last_seq(result.scalar_one_or_none())
+            result = await conn.exec_driver_sql(_next_seq_sql(len(rows), self._db.dialect))
+            last_seq = _check_last_seq(result.scalar())
             params = _numbered_rows(rows, last_seq, sqlite=self._sqlite)
             await conn.exec_driver_sql(self._sql, params)
         return last_seq
