@@ -10,13 +10,21 @@ pooled connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
 __all__ = ["Database"]
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a shielded task's outcome as seen: its caller may have stopped waiting."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Database:
@@ -36,6 +44,21 @@ class Database:
             if self._lock is not None:
                 await stack.enter_async_context(self._lock)
             yield await stack.enter_async_context(self.engine.connect())
+
+    async def rows(self, statement: Executable) -> list[Sequence[Any]]:
+        """Every row ``statement`` returns (a read)."""
+        if self._lock is None:
+            return await self._rows(statement)
+        # One shared connection: a query cancelled halfway would make SQLAlchemy
+        # discard that connection, and the in-memory database with it. The query
+        # runs to its end in its own task; only the caller stops waiting.
+        task = asyncio.ensure_future(self._rows(statement))
+        task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def _rows(self, statement: Executable) -> list[Sequence[Any]]:
+        async with self.connect() as conn:
+            return list((await conn.execute(statement)).all())
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

@@ -101,8 +101,11 @@ class Follower(AsyncIterator[Event]):
             async with self._lock:
                 fetched = not self._finished and await self._fetch()
             if not fetched and not self._finished:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands just as the wait finishes.
                 with contextlib.suppress(TimeoutError):  # time to poll for other writers
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wake.wait()
         return self._buffer.popleft()
 
     async def aclose(self) -> None:
@@ -126,8 +129,7 @@ class Follower(AsyncIterator[Event]):
 
     async def _scalar_rows(self, stmt: Any) -> list[Any]:
         with translate_storage_errors("following events"):
-            async with self._db.connect() as conn:
-                return list((await conn.execute(stmt)).all())
+            return list(await self._db.rows(stmt))
 
     def wake(self) -> None:
         self._wake.set()

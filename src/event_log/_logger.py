@@ -56,6 +56,7 @@ from ._queries import (
     prune_batch_statement,
     row_to_event,
     sort_summary,
+    storable_text,
     summary_statement,
 )
 from ._redact import Redactor
@@ -257,6 +258,10 @@ class EventLogger:
     async def log_events(self, events: Iterable[NewEvent | Mapping[str, Any]]) -> list[Event]:
         """Validate every event first, then commit them all in one transaction, or none."""
         self._check_open()
+        if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
+            raise InvalidEventError(
+                f"events must be an iterable of NewEvent or mappings, not {type(events).__name__}"
+            )
         prepared: list[PreparedEvent] = []
         for index, item in enumerate(events):
             try:
@@ -316,20 +321,17 @@ class EventLogger:
     async def _fetch_events(self, stmt: Any) -> list[Event]:
         self._check_open()
         with translate_storage_errors("reading events"):
-            async with self._db.connect() as conn:
-                result = await conn.execute(stmt)
-                return [row_to_event(row) for row in result]
+            return [row_to_event(row) for row in await self._db.rows(stmt)]
 
     async def _scalar(self, stmt: Any) -> Any:
         self._check_open()
         with translate_storage_errors("reading events"):
-            async with self._db.connect() as conn:
-                return (await conn.execute(stmt)).scalar_one()
+            return (await self._db.rows(stmt))[0][0]
 
     async def get_event(self, event_id: str) -> Event | None:
         """The event with this id, or None (also for an id that is not a well-formed string)."""
         self._check_open()
-        if not isinstance(event_id, str) or "\x00" in event_id or len(event_id) > 64:
+        if not isinstance(event_id, str) or len(event_id) > 64 or not storable_text(event_id):
             return None
         events = await self._fetch_events(event_by_id_statement(event_id))
         return events[0] if events else None
@@ -432,8 +434,7 @@ class EventLogger:
         self._check_open()
         since = minutes_ago(check_minutes("minutes", minutes))
         with translate_storage_errors("summarising events"):
-            async with self._db.connect() as conn:
-                rows = (await conn.execute(summary_statement(since, self._db.dialect))).all()
+            rows = await self._db.rows(summary_statement(since, self._db.dialect))
         return sort_summary(rows)
 
     async def get_event_histogram(
@@ -476,8 +477,7 @@ class EventLogger:
         grid = BucketGrid.covering(flt.since, flt.until or datetime.now(UTC), every)
         stmt = histogram_statement(flt, self._db.dialect, grid, by)
         with translate_storage_errors("counting events"):
-            async with self._db.connect() as conn:
-                rows = (await conn.execute(stmt)).all()
+            rows = await self._db.rows(stmt)
         counts: list[dict[str, int]] = [{} for _ in range(grid.count)]
         for row in rows:
             index, count = int(row[0]), int(row[-1])
@@ -555,7 +555,7 @@ class EventLogger:
                 pass
             else:
                 raise  # a real cursor, for the other direction
-        if not isinstance(cursor, str) or not cursor or "\x00" in cursor:
+        if not isinstance(cursor, str) or not cursor or not storable_text(cursor):
             raise InvalidCursorError("cursor must be a list_events cursor or an event id")
         return None, cursor
 

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_DATA_BYTES = 65_536
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 TEXT_MAX_LENGTH = 255
 
 # A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000".
@@ -94,19 +96,37 @@ def check_aware(field: str, value: object) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidEventError(f"{field} must be timezone-aware")
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
         raise InvalidEventError(f"{field} {value!r} is out of range in UTC") from None
+    if not _EARLIEST <= utc <= _LATEST:
+        # PostgreSQL's driver turns the very ends of datetime's range into
+        # -infinity / infinity, which do not read back as datetimes.
+        raise InvalidEventError(f"{field} must be between {_EARLIEST} and {_LATEST}")
+    return utc
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+# Containers (mappings, lists) in one event's data at most: beyond any real
+# payload of 64 kB, and a bound on the walk (and on recursion further on).
+_MAX_CONTAINERS = 10_000
 
 
 def _check_keys(data: Mapping[Any, Any]) -> None:
-    """Every mapping key, at every depth, must be a str (JSON would coerce others)."""
+    """Every mapping key, at every depth, must be a str (JSON would coerce others).
+
+    The walk stops after ``_MAX_CONTAINERS`` containers, so data that contains
+    itself (which JSON cannot express) is refused instead of walked forever.
+    """
     stack: list[Any] = [data]
+    visited = 0
     while stack:
         item = stack.pop()
+        visited += 1
+        if visited > _MAX_CONTAINERS:
+            raise InvalidEventError(
+                f"data holds more than {_MAX_CONTAINERS} containers, or contains itself"
+            )
         if isinstance(item, Mapping):
             for key, value in item.items():
                 if type(key) is not str and not isinstance(key, str):
@@ -178,9 +198,9 @@ def encode_data(
             raise InvalidEventError(f"data is {len(encoded)} bytes as JSON; at most {max_bytes}")
         return dict(data), encoded.decode()
     _check_keys(data)
-    if redactor is not None:
-        data = redactor.apply(data)
     try:
+        if redactor is not None:
+            data = redactor.apply(data)
         encoded = to_json(data, inf_nan_mode="constants")
         plain = to_jsonable_python(data)
     except PydanticSerializationError as exc:

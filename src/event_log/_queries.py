@@ -65,6 +65,7 @@ __all__ = [
     "prune_batch_statement",
     "row_to_event",
     "sort_summary",
+    "storable_text",
     "stored_after_statement",
     "summary_statement",
 ]
@@ -101,7 +102,21 @@ def _aware(name: str, value: object) -> datetime:
         raise ValueError(f"{name} must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (got naive {value!r})")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name} {value!r} is out of range in UTC") from None
+
+
+def storable_text(value: str) -> bool:
+    """Whether both backends can store (and so compare) this text: no NUL, valid UTF-8."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _filter_text(name: str, value: object) -> str | None:
@@ -109,8 +124,8 @@ def _filter_text(name: str, value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string, not {type(value).__name__}")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL characters")
+    if not storable_text(value):
+        raise ValueError(f"{name} must be text without NUL characters or lone surrogates")
     return value
 
 
@@ -128,9 +143,14 @@ def check_minutes(name: str, value: object) -> float:
     """A non-negative, finite number of minutes or days."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        number = float(value)
+    except OverflowError:  # an int beyond any float
+        bits = int(value).bit_length()
+        raise ValueError(f"{name} must be a finite number >= 0, not a {bits}-bit int") from None
+    if not math.isfinite(number) or number < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return number
 
 
 def minutes_ago(minutes: float) -> datetime:
@@ -151,6 +171,8 @@ class TypeSpec:
     @classmethod
     def parse(cls, name: str, value: str | Collection[str]) -> TypeSpec:
         """One type, a pattern such as ``"task.*"``, or a collection of them; else ValueError."""
+        if not isinstance(value, str | Collection):
+            raise ValueError(f"{name} must be a string or a collection of them, not {value!r}")
         wanted = [value] if isinstance(value, str) else list(value)
         exact: list[str] = []
         prefixes: list[str] = []
@@ -355,6 +377,7 @@ class BucketGrid:
     start: datetime
     every: timedelta
     count: int
+    end: datetime
 
     @classmethod
     def covering(cls, since: datetime, until: datetime, every: timedelta) -> BucketGrid:
@@ -370,7 +393,15 @@ class BucketGrid:
         count = (last - first) // step
         if count > MAX_BUCKETS:
             raise ValueError(f"{count} buckets of {every}; at most {MAX_BUCKETS}")
-        return cls(_EPOCH + timedelta(microseconds=first), every, count)
+        try:
+            start = _EPOCH + timedelta(microseconds=first)
+            end = start + count * every
+        except OverflowError:
+            raise ValueError(
+                f"buckets of {every} aligned to the epoch reach outside the datetime range "
+                f"from since={since} to until={until}"
+            ) from None
+        return cls(start, every, count, end)
 
     def starts(self) -> list[datetime]:
         return [self.start + i * self.every for i in range(self.count)]
@@ -392,16 +423,18 @@ def histogram_statement(
             func.cast(func.strftime("%s", _c.timestamp), BigInteger) * 1_000_000
             + func.cast(func.substr(_c.timestamp, 21, 6), BigInteger)
         )
-        bucket: ColumnElement[Any] = (micros - start_us) / step
+        bucket: ColumnElement[Any] = (micros - literal(start_us, BigInteger)) / literal(
+            step, BigInteger
+        )
     else:
         # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
         seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
-        bucket = func.floor(seconds * 1_000_000 / step)
+        # 64-bit binds: an hour is more microseconds than an int32 holds.
+        bucket = func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
     keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
-    end = grid.start + grid.count * grid.every
     return (
         select(*keys, func.count())
-        .where(*flt.clauses(dialect), _c.timestamp >= grid.start, _c.timestamp < end)
+        .where(*flt.clauses(dialect), _c.timestamp >= grid.start, _c.timestamp < grid.end)
         .group_by(*keys)
     )
 
@@ -460,6 +493,9 @@ class CursorCodec:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
             raise InvalidCursorError("cursor is malformed") from None
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != cursor:
+            # Only the exact text this codec wrote: no padding, no stray low bits.
+            raise InvalidCursorError("cursor is malformed")
         mac, payload = raw[: self._MAC_SIZE], raw[self._MAC_SIZE :]
         if len(payload) < self._HEAD.size or not hmac.compare_digest(mac, self._mac(payload)):
             raise InvalidCursorError("cursor was not issued by this logger or was altered")
