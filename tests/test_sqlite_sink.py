@@ -106,7 +106,7 @@ async def test_prune_gives_the_freed_space_back_to_the_file_system(tmp_path: Pat
 
         async def checkpointed_size() -> int:
             # The background checkpointer may be busy: retry until the WAL is folded in.
-            while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            while conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
             return path.stat().st_size
 
