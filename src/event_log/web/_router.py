@@ -1,0 +1,408 @@
+"""The router: JSON routes over the public ``EventLogger`` API, SSE, and the page.
+
+No SQL lives here; every answer comes from one ``EventLogger`` method. Library
+errors become HTTP answers in one place, :class:`_ErrorMappingRoute`, because a
+mountable ``APIRouter`` cannot register exception handlers on its host's app:
+
+    InvalidCursorError, ValueError (bad filter)  -> 400 {"detail": ...}
+    unknown event id                             -> 404 {"detail": ...}
+    request validation (FastAPI)                 -> 422 {"detail": [...]}
+    StorageError, LoggerClosedError              -> 503 {"detail": ...}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
+from pydantic import AwareDatetime, BeforeValidator, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
+
+from .._errors import InvalidCursorError, LoggerClosedError, StorageError
+from .._logger import EventLogger
+from .._models import Event, Page
+from ._models import ErrorBody, Summary
+from ._page import render_page
+
+__all__ = ["DEFAULT_HEARTBEAT", "create_router"]
+
+_log = logging.getLogger("event_log.web")
+
+# Seconds between SSE comments on an idle stream: keeps proxies from closing it
+# and lets the server notice a vanished client (a failed write) on servers that
+# do not report disconnects.
+DEFAULT_HEARTBEAT = 15.0
+# The browser's wait before reconnecting a dropped stream, in milliseconds.
+_RETRY_MS = 2000
+_MAX_SUMMARY_MINUTES = 366 * 24 * 60
+# Seconds a stopped stream waits for its follower's fetch in flight to finish.
+_STOP_TIMEOUT = 5.0
+# Seconds an unanchored stream (an empty log) waits for follow() to start.
+_SETTLE = 0.1
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A bad filter or cursor."},
+    503: {"model": ErrorBody, "description": "The database failed or the logger is closed."},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No event has this id."}
+}
+
+
+class _AnyTextConvertor(Convertor[str]):
+    """A path segment run that may hold any text, line breaks and slashes included.
+
+    Task and agent ids are free text; Starlette's ``path`` convertor stops at a
+    line break, which would make such an id unreachable (a 404 of no route).
+    """
+
+    regex = "[\\s\\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+# Registered under a name of our own, so no host app's routes change meaning.
+_ANY_TEXT = "event_log_text"
+
+
+class _ErrorMappingRoute(APIRoute):
+    """Turns the library's errors into JSON answers, for this router's routes only."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def mapped(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ValidationError:
+                raise  # our own model failing is a bug (500), not a bad request
+            except (InvalidCursorError, ValueError) as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=400)
+            except LoggerClosedError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=503)
+            except StorageError as exc:
+                _log.warning("%s %s: %s", request.method, request.url.path, exc)
+                return JSONResponse(
+                    {"detail": "the event store is unavailable; try again"},
+                    status_code=503,
+                    headers={"Retry-After": "1"},
+                )
+
+        return mapped
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The filters shared by ``/events`` and ``/stream``, as ``list_events`` keywords."""
+
+    event_type: list[str] | None
+    source: str | None
+    task_id: str | None
+    agent_id: str | None
+    since: datetime | None
+    until: datetime | None
+
+    def keywords(self) -> dict[str, Any]:
+        return {
+            "event_type": self.event_type,
+            "source": self.source,
+            "task_id": self.task_id,
+            "agent_id": self.agent_id,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    # pydantic would also read a number as Unix time; the schema promises ISO 8601.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("expected an ISO 8601 time with an offset, e.g. 2026-03-01T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+
+
+def _filters(
+    event_type: Annotated[
+        list[str] | None,
+        Query(
+            alias="type",
+            description=(
+                "Event type, repeatable (any of them matches); `task.*` matches a prefix."
+            ),
+        ),
+    ] = None,
+    source: Annotated[str | None, Query(description="Exact source.")] = None,
+    task_id: Annotated[str | None, Query(description="Exact task id.")] = None,
+    agent_id: Annotated[str | None, Query(description="Exact agent id.")] = None,
+    since: Annotated[
+        IsoTime | None,
+        Query(description="ISO 8601 time with an offset; events at or after it."),
+    ] = None,
+    until: Annotated[
+        IsoTime | None,
+        Query(description="ISO 8601 time with an offset; events before it."),
+    ] = None,
+) -> Filters:
+    return Filters(
+        event_type=event_type or None,
+        source=source,
+        task_id=task_id,
+        agent_id=agent_id,
+        since=since,  # the library converts to UTC (ValueError when out of range)
+        until=until,
+    )
+
+
+FiltersDep = Annotated[Filters, Depends(_filters)]
+
+
+def _sse(event: Event) -> str:
+    # Compact JSON escapes newlines, so the payload is one `data:` line.
+    return f"id: {event.id}\ndata: {event.model_dump_json()}\n\n"
+
+
+async def _sse_stream(
+    follower: AsyncIterator[Event], heartbeat: float, *, anchored: bool
+) -> AsyncIterator[str]:
+    """Events as SSE messages, with a comment line after ``heartbeat`` idle seconds.
+
+    The next event is awaited in its own task, so a heartbeat never interrupts a
+    fetch. Starlette cancels this generator when the client goes away; ``finally``
+    then stops the follower and lets a fetch in flight finish rather than
+    cancelling it: on in-memory SQLite a read cancelled mid-query loses the whole
+    database (see tests/test_cancellation.py), so cancelling is the last resort.
+    """
+    pending: asyncio.Task[Event] | None = None
+    try:
+        if not anchored:
+            # follow() reads its starting point on the first __anext__; give that a
+            # moment to happen before telling the client it is connected (see
+            # create_router's stream route for why a cursor is better).
+            pending = asyncio.ensure_future(anext(follower))
+            await asyncio.wait({pending}, timeout=_SETTLE)
+        yield f"retry: {_RETRY_MS}\n: connected\n\n"
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(anext(follower))
+            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            task, pending = pending, None
+            try:
+                event = task.result()
+            except StopAsyncIteration:  # the logger closed: the stream ends
+                return
+            except (InvalidCursorError, StorageError, LoggerClosedError) as exc:
+                # Headers are gone already: tell the client in-band, then end.
+                yield f"event: error\ndata: {ErrorBody(detail=str(exc)).model_dump_json()}\n\n"
+                return
+            yield _sse(event)
+    finally:
+        with anyio.CancelScope(shield=True):
+            aclose = getattr(follower, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            if pending is not None:
+                # A stopped follower returns within one poll interval.
+                await asyncio.wait({pending}, timeout=_STOP_TIMEOUT)
+                if not pending.done():
+                    pending.cancel()
+                    await asyncio.wait({pending}, timeout=_STOP_TIMEOUT)
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved: a late failure is not worth a warning
+
+
+def create_router(
+    log: EventLogger, *, prefix: str = "", heartbeat: float = DEFAULT_HEARTBEAT
+) -> APIRouter:
+    """An ``APIRouter`` serving ``log``'s events as JSON, as SSE and as a live page.
+
+    Mount it with ``app.include_router(create_router(log, prefix="/events-ui"))``.
+    ``heartbeat`` is the seconds between SSE keep-alive comments on an idle stream.
+    """
+    if not heartbeat > 0:
+        raise ValueError("heartbeat must be > 0 seconds")
+    register_url_convertor(_ANY_TEXT, _AnyTextConvertor())
+    router = APIRouter(prefix=prefix, route_class=_ErrorMappingRoute, tags=["event-log"])
+
+    @router.get(
+        "/events",
+        response_model=Page,
+        responses=_ERRORS,
+        summary="List events",
+        description=(
+            "One page of matching events, newest first (or oldest first). Pass "
+            "`next_cursor` back as `cursor`, with the same filters and order, for the next "
+            "page; it is null on the last page."
+        ),
+    )
+    async def list_events(
+        filters: FiltersDep,
+        limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+        cursor: Annotated[
+            str | None, Query(description="`next_cursor` of the previous page.")
+        ] = None,
+        oldest_first: Annotated[
+            bool, Query(description="Oldest first instead of newest first.")
+        ] = False,
+    ) -> Page:
+        return await log.list_events(
+            **filters.keywords(), limit=limit, cursor=cursor, newest_first=not oldest_first
+        )
+
+    @router.get(
+        "/events/{event_id}",
+        response_model=Event,
+        responses=_ERRORS | _NOT_FOUND,
+        summary="One event",
+    )
+    async def get_event(event_id: Annotated[str, Path(description="The event's id.")]) -> Event:
+        event = await log.get_event(event_id)
+        if event is None:
+            raise HTTPException(404, f"no event has the id {event_id!r}")
+        return event
+
+    @router.get(
+        "/tasks/{task_id:" + _ANY_TEXT + "}/events",
+        response_model=list[Event],
+        responses=_ERRORS,
+        summary="A task's timeline",
+        description="Every event of the task, oldest first (empty for an unknown task).",
+    )
+    async def task_events(task_id: Annotated[str, Path(description="The task id.")]) -> list[Event]:
+        return await log.get_task_events(task_id)
+
+    @router.get(
+        "/agents/{agent_id:" + _ANY_TEXT + "}/events",
+        response_model=list[Event],
+        responses=_ERRORS,
+        summary="An agent's newest events",
+        description="The agent's newest events, newest first.",
+    )
+    async def agent_events(
+        agent_id: Annotated[str, Path(description="The agent id.")],
+        limit: Annotated[int, Query(ge=1, le=1000, description="How many.")] = 100,
+    ) -> list[Event]:
+        return await log.get_agent_events(agent_id, limit=limit)
+
+    @router.get(
+        "/summary",
+        response_model=Summary,
+        responses=_ERRORS,
+        summary="Counts of the last minutes",
+        description=(
+            "Event counts by type over the last `minutes`; with `every` (seconds), also "
+            "per time bucket (at most 1,000 buckets, else 400)."
+        ),
+    )
+    async def summary(
+        minutes: Annotated[
+            float,
+            Query(gt=0, le=_MAX_SUMMARY_MINUTES, allow_inf_nan=False, description="Window."),
+        ] = 60,
+        every: Annotated[
+            float | None,
+            Query(
+                gt=0,
+                le=_MAX_SUMMARY_MINUTES * 60,
+                allow_inf_nan=False,
+                description="Bucket width in seconds, e.g. 60.",
+            ),
+        ] = None,
+    ) -> Summary:
+        until = datetime.now(UTC)
+        since = until - timedelta(minutes=minutes)
+        counts = await log.get_event_summary(minutes=minutes)
+        buckets = (
+            []
+            if every is None
+            else await log.get_event_histogram(
+                since=since, until=until, every=timedelta(seconds=every), by="event_type"
+            )
+        )
+        return Summary(
+            since=since,
+            until=until,
+            minutes=minutes,
+            total=sum(counts.values()),
+            counts=counts,
+            every=every,
+            buckets=buckets,
+        )
+
+    @router.get(
+        "/stream",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": (
+                    "Server-Sent Events: each message's `id` is the event id and its `data` "
+                    "the event as JSON; comment lines are heartbeats. A message with "
+                    "`event: error` ends the stream."
+                ),
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **_ERRORS,
+        },
+        summary="Follow events live (SSE)",
+        description=(
+            "Matching events as they commit, in commit order, each once. Resumes after "
+            "the `Last-Event-ID` header (the browser's EventSource sends it when it "
+            "reconnects) or the `cursor` parameter: an event id, or a `next_cursor` of "
+            "`/events?oldest_first=true`."
+        ),
+    )
+    async def stream(
+        filters: FiltersDep,
+        cursor: Annotated[
+            str | None, Query(description="Replay the stored events after this first.")
+        ] = None,
+        last_event_id: Annotated[
+            str | None, Header(description="The id of the last event received.")
+        ] = None,
+    ) -> StreamingResponse:
+        start = last_event_id or cursor
+        if start is not None and await log.get_event(start) is None:
+            # Not a stored event's id: then it must be a list_events cursor (this
+            # raises InvalidCursorError otherwise). Checked now, while a 400 can
+            # still be sent; follow() itself would only find out once streaming.
+            await log.list_events(cursor=start, newest_first=False, limit=1)
+        elif start is None:
+            # follow() begins at its first __anext__, which runs only once the
+            # response is streaming, and no public call tells when it has begun.
+            # Anchoring at the newest stored event makes the events committed in
+            # between replay instead of vanish. An empty log has no anchor: then
+            # the stream gives follow() a moment to start (best effort).
+            newest = await log.list_events(limit=1)
+            start = newest.events[0].id if newest.events else None
+        follower = log.follow(**filters.keywords(), cursor=start)
+        return StreamingResponse(
+            _sse_stream(follower, heartbeat, anchored=start is not None),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page(request: Request) -> HTMLResponse:
+        return render_page(request)
+
+    return router
