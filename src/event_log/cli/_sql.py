@@ -1,0 +1,116 @@
+"""The command line's only SQL: inserting imported events as they were, and ``stats``.
+
+Importing keeps each event's id and timestamp, which the public API never
+allows (the logger makes ids), so it writes through the logger's engine here,
+the way the logger's own sink does: one transaction reserves sequence numbers
+from ``event_log_sequence`` (its row lock numbers rows in commit order, which
+``follow()`` relies on) and inserts with ``ON CONFLICT (id) DO NOTHING``, so
+importing the same events twice adds nothing. A skipped row leaves a gap in
+the sequence, which is harmless: followers only need the order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from event_log._models import Row
+from event_log._schema import EventRecord
+from event_log._sinks import _check_last_seq, _next_seq_sql, _numbered_rows
+
+from ._runtime import sqlite_path
+
+__all__ = ["TableStats", "insert_rows", "table_stats"]
+
+_table = cast(Table, EventRecord.__table__)
+_c = _table.c
+
+
+def _insert_sql(engine: AsyncEngine) -> str:
+    dialect = engine.dialect
+    insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
+    stmt = insert(_table).on_conflict_do_nothing(index_elements=[_c.id])
+    return str(stmt.compile(dialect=dialect))
+
+
+async def insert_rows(engine: AsyncEngine, rows: Sequence[Row]) -> int:
+    """Insert validated rows with their own ids in one transaction; return how many were
+    new (rows whose id is already stored are skipped)."""
+    if not rows:
+        return 0
+    is_sqlite = engine.dialect.name == "sqlite"
+    async with engine.begin() as conn:
+        # On PostgreSQL this also queues the commit's NOTIFY, so followers in other
+        # processes see the imported events at once.
+        result = await conn.exec_driver_sql(_next_seq_sql(len(rows), engine.dialect.name))
+        last_seq = _check_last_seq(result.scalar())
+        await conn.exec_driver_sql(
+            _insert_sql(engine), _numbered_rows(rows, last_seq, sqlite=is_sqlite)
+        )
+        # The reserved numbers are ours alone until the commit: those in use are
+        # exactly the rows this statement inserted.
+        first = last_seq - len(rows) + 1
+        inserted = await conn.scalar(
+            select(func.count()).select_from(_table).where(_c.seq.between(first, last_seq))
+        )
+    return int(inserted or 0)
+
+
+def _sqlite_size(path: Path) -> int:
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return sum(os.path.getsize(f) for f in files if f.is_file())
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    rows: int
+    oldest: datetime | None
+    newest: datetime | None
+    size_bytes: int | None
+    size_of: str
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+async def table_stats(engine: AsyncEngine) -> TableStats:
+    """Row count, time range, counts by type and size on disk of the event log."""
+    async with engine.connect() as conn:
+        rows, oldest, newest = (
+            await conn.execute(select(func.count(), func.min(_c.timestamp), func.max(_c.timestamp)))
+        ).one()
+        by_type = {
+            str(t): int(n)
+            for t, n in await conn.execute(
+                select(_c.event_type, func.count()).group_by(_c.event_type)
+            )
+        }
+        size: Any = None
+        size_of = ""
+        if engine.dialect.name == "postgresql":
+            size = await conn.scalar(
+                text(
+                    "SELECT pg_total_relation_size('event_log') "
+                    "+ pg_total_relation_size('event_log_sequence')"
+                )
+            )
+            size_of = "tables and indexes"
+    path = sqlite_path(engine.url)
+    if path is not None:
+        size = _sqlite_size(path)
+        size_of = "database file and WAL"
+    by_type = dict(sorted(by_type.items(), key=lambda kv: (-kv[1], kv[0])))
+    return TableStats(
+        rows=int(rows),
+        oldest=oldest,
+        newest=newest,
+        size_bytes=None if size is None else int(size),
+        size_of=size_of,
+        by_type=by_type,
+    )
