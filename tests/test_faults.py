@@ -152,10 +152,8 @@ async def test_a_full_disk_fails_writes_keeps_old_events_and_recovers(tmp_path: 
     assert report["integrity"] == "ok"
 
 
-async def test_postgres_connections_killed_under_load(migratable_url: str) -> None:
-    if not migratable_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL fault")
-    async with EventLogger.open(migratable_url) as log:
+async def test_postgres_connections_killed_under_load(postgres_only_url: str) -> None:
+    async with EventLogger.open(postgres_only_url) as log:
         await log.log_event("system.info", "warm-up")
         acknowledged: list[str] = []
         failures = 0
@@ -172,7 +170,7 @@ async def test_postgres_connections_killed_under_load(migratable_url: str) -> No
                 await asyncio.sleep(0.002)
 
         async def killer() -> int:
-            admin = await asyncpg.connect(_dsn(migratable_url))
+            admin = await asyncpg.connect(_dsn(postgres_only_url))
             killed = 0
             try:
                 for _ in range(30):
@@ -193,7 +191,7 @@ async def test_postgres_connections_killed_under_load(migratable_url: str) -> No
         after = await log.log_event("system.info", "after the kills")
         assert await log.get_event(after.id) == after
         assert await log.count_events(event_type="tool.called") >= len(acknowledged)
-    found = await stored_ids(migratable_url, acknowledged)
+    found = await stored_ids(postgres_only_url, acknowledged)
     assert found == set(acknowledged)
     print(f"\n{killed} connections killed; {failures} writes failed, {len(found)} acknowledged")
 
@@ -204,13 +202,11 @@ def local_clusters() -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
-async def test_postgres_server_restart(migratable_url: str) -> None:
-    if not migratable_url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL fault")
+async def test_postgres_server_restart(postgres_only_url: str) -> None:
     cluster = local_clusters()
     if not cluster or shutil.which("pg_ctlcluster") is None:
         pytest.skip("needs pg_ctlcluster to restart the local server")
-    async with EventLogger.open(migratable_url) as log:
+    async with EventLogger.open(postgres_only_url) as log:
         before = await log.log_event("system.info", "before the restart")
         restart = await asyncio.create_subprocess_exec(
             "pg_ctlcluster", "--skip-systemctl-redirect", cluster[-1], "main", "restart"

@@ -248,13 +248,11 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
         await engine.dispose()
 
 
-async def test_postgres_followers_wake_on_notify_not_polling(migratable_url: str) -> None:
-    if not migratable_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+async def test_postgres_followers_wake_on_notify_not_polling(postgres_only_url: str) -> None:
     # Polling every 30 s cannot explain millisecond arrivals: only NOTIFY can.
     async with (
-        EventLogger.open(migratable_url, poll_interval=30) as reader_log,
-        EventLogger.open(migratable_url) as writer_log,
+        EventLogger.open(postgres_only_url, poll_interval=30) as reader_log,
+        EventLogger.open(postgres_only_url) as writer_log,
     ):
         follower = reader_log.follow()
         await writer_log.log_event("system.info", "warm-up")
@@ -275,7 +273,7 @@ async def test_postgres_followers_wake_on_notify_not_polling(migratable_url: str
         # Another process, too.
         waiting = asyncio.ensure_future(follower.__anext__())
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WRITER, migratable_url, "proc", "1"
+            sys.executable, "-c", WRITER, postgres_only_url, "proc", "1"
         )
         assert await child.wait() == 0
         got = await asyncio.wait_for(waiting, 5)
