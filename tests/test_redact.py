@@ -75,3 +75,26 @@ async def test_redaction_can_be_configured_or_turned_off(backend_url: str) -> No
         assert (await off.get_event(event.id)).data == {"password": "visible"}  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="key name"):
         Redactor(["--"])
+
+
+def test_imported_events_are_masked_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from click.testing import CliRunner
+
+    from event_log.cli import app
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    line = {
+        "id": "0190a000-0000-7000-8000-000000000001",
+        "event_type": "tool.called",
+        "source": "legacy",
+        "timestamp": "2026-03-01T12:00:00+00:00",
+        "data": {"api_key": "k-123", "tool": "http_get"},
+    }
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(line) + "\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["--url", url, "import", str(source)]).exit_code == 0
+    shown = runner.invoke(app, ["--url", url, "query", "--format", "json"])
+    assert json.loads(shown.output)["data"] == {"api_key": REDACTED, "tool": "http_get"}

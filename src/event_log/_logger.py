@@ -599,7 +599,8 @@ class EventLogger:
         SQLite files made by this version use incremental auto-vacuum: the
         freed pages go back in steps of ``RECLAIM_PAGES_PER_STEP``, each its
         own short transaction in the writer's queue, so writers wait at most
-        one step. Older SQLite files (run ``VACUUM`` once to switch them) and
+        one step. Older SQLite files (``PRAGMA auto_vacuum = INCREMENTAL; VACUUM``
+        once switches them) and
         PostgreSQL (``VACUUM`` / autovacuum, or partitions) return 0.
         """
         self._check_open()

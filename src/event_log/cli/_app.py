@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -28,8 +29,9 @@ from event_log import Event, EventLogger, InvalidCursorError
 from event_log._engine import create_engine
 from event_log._errors import translate_storage_errors
 from event_log._queries import HISTOGRAM_GROUPS, MAX_BUCKETS, EventFilter
+from event_log._retention import retention_rules
 
-from . import _io, _migrations, _output, _sql
+from . import _io, _legacy, _migrations, _output, _sql
 from ._runtime import (
     CliError,
     Filters,
@@ -43,7 +45,7 @@ from ._runtime import (
     run,
     sqlite_path,
 )
-from ._times import DURATION_HELP, Duration, TimeParam
+from ._times import DURATION_HELP, Duration, TimeParam, parse_duration
 
 __all__ = ["app"]
 
@@ -641,6 +643,83 @@ async def _follow(
 # -- maintenance --------------------------------------------------------------------------
 
 
+def _parse_overrides(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, timedelta]:
+    """Repeated ``--override TYPE_OR_PATTERN=DURATION`` as {pattern: duration}."""
+    found: dict[str, timedelta] = {}
+    for value in values:
+        pattern, sep, duration_text = value.partition("=")
+        pattern = pattern.strip()
+        if not sep or not pattern or not duration_text.strip():
+            raise click.BadParameter(
+                f"{value!r} is not TYPE=DURATION (e.g. 'tool.*=7d' or 'system.error=90d')"
+            )
+        try:
+            EventFilter.build(event_type=pattern)
+        except ValueError:
+            raise click.BadParameter(
+                f"{pattern!r} is neither an event type (system.error) nor a prefix pattern (tool.*)"
+            ) from None
+        try:
+            duration = parse_duration(duration_text)
+        except (ValueError, OverflowError):
+            raise click.BadParameter(
+                f"{duration_text.strip()!r} in {value!r} is not a duration: use {DURATION_HELP}"
+            ) from None
+        if pattern in found and found[pattern] != duration:
+            raise click.BadParameter(f"{pattern!r} is given twice, with different durations")
+        found[pattern] = duration
+    return found
+
+
+def _days(duration: timedelta) -> float:
+    return duration / timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _PruneRule:
+    """One retention rule as ``count_events`` filters: what it deletes, before when."""
+
+    label: str
+    keep: timedelta
+    event_type: str | None
+    exclude: tuple[str, ...]
+    cutoff: datetime
+
+    def filters(self) -> dict[str, Any]:
+        return {
+            "event_type": self.event_type,
+            "exclude_event_type": self.exclude or None,
+            "until": self.cutoff,
+        }
+
+
+def _prune_rules(older_than: timedelta, overrides: dict[str, timedelta]) -> list[_PruneRule]:
+    """The rules ``prune_events`` will apply, most specific first (the library's own
+    ``retention_rules``), as filters the dry-run and the confirmation count with."""
+    try:
+        rules = retention_rules(
+            _days(older_than), {pattern: _days(d) for pattern, d in overrides.items()}
+        )
+    except (ValueError, OverflowError) as exc:
+        raise click.UsageError(str(exc)) from None
+    result: list[_PruneRule] = []
+    labels: list[str] = []
+    for rule in rules:
+        if rule.spec is None:  # the default: everything no override governs
+            result.append(_PruneRule("default", older_than, None, tuple(labels), rule.cutoff))
+        else:
+            keep = overrides[rule.label]
+            result.append(_PruneRule(rule.label, keep, rule.label, tuple(labels), rule.cutoff))
+            labels.append(rule.label)
+    return result
+
+
+async def _count_prunable(log: EventLogger, rules: Sequence[_PruneRule]) -> list[int]:
+    return [await log.count_events(**rule.filters()) for rule in rules]
+
+
 @app.command()
 @click.option(
     "--older-than",
@@ -648,28 +727,55 @@ async def _follow(
     required=True,
     help=f"Delete events older than this; {DURATION_HELP}.",
 )
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    callback=_parse_overrides,
+    metavar="TYPE=DURATION",
+    help="Keep this event type or prefix pattern for another time, e.g. 'tool.*=7d' or "
+    "'system.error=90d'; repeatable, the longest match wins.",
+)
 @click.option("--dry-run", is_flag=True, help="Only say how many would be deleted.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_settings
-def prune(settings: _Settings, older_than: timedelta, dry_run: bool, yes: bool) -> None:
-    """Delete events older than --older-than, in short batches."""
+def prune(
+    settings: _Settings,
+    older_than: timedelta,
+    overrides: dict[str, timedelta],
+    dry_run: bool,
+    yes: bool,
+) -> None:
+    """Delete events older than --older-than (per type with --override), in short batches."""
     url = settings.url
-    try:
-        cutoff = datetime.now(UTC) - older_than
-    except OverflowError:
-        cutoff = datetime.min.replace(tzinfo=UTC)
-    before = f"older than {_duration_text(older_than)} (before {_output.time_text(cutoff)} UTC)"
+    rules = _prune_rules(older_than, overrides)
+    default = rules[-1]
+    before = (
+        f"older than {_duration_text(older_than)} (before {_output.time_text(default.cutoff)} UTC)"
+    )
+    if overrides:
+        before += "; " + ", ".join(
+            f"{rule.label} older than {_duration_text(rule.keep)}" for rule in rules[:-1]
+        )
 
-    async def count() -> int:
+    async def count() -> list[int]:
         async with open_log(url) as log:
-            return await log.count_events(until=cutoff)
+            return await _count_prunable(log, rules)
 
-    pending = run(count(), url=url)
+    per_rule = run(count(), url=url)
+    pending = sum(per_rule)
     if pending == 0:
         click.echo(f"No events {before}.")
         return
     if dry_run:
         click.echo(f"Would delete {pending} event{'s' if pending != 1 else ''} {before}.")
+        if overrides:
+            width = max(len(rule.label) for rule in rules)
+            for rule, n in zip(rules, per_rule, strict=True):
+                click.echo(
+                    f"  {rule.label:<{width}}  {n:>8}  older than {_duration_text(rule.keep)} "
+                    f"(before {_output.time_text(rule.cutoff)} UTC)"
+                )
         return
     if not yes:
         click.confirm(f"Delete {pending} event{'s' if pending != 1 else ''} {before}?", abort=True)
@@ -678,13 +784,18 @@ def prune(settings: _Settings, older_than: timedelta, dry_run: bool, yes: bool) 
         async with open_log(url) as log:
             with _progress("Pruning") as progress:
                 bar = progress.add_task("prune", total=pending)
-                # The cutoff stays the one announced, however long the confirmation took.
-                days = max(0.0, (datetime.now(UTC) - cutoff) / timedelta(days=1))
-                pruning = asyncio.ensure_future(log.prune_events(older_than_days=days))
+                # The cutoffs stay the ones announced, however long the confirmation took.
+                late = max(0.0, _days(datetime.now(UTC) - default.cutoff - older_than))
+                pruning = asyncio.ensure_future(
+                    log.prune_events(
+                        older_than_days=_days(older_than) + late,
+                        overrides={p: _days(d) + late for p, d in overrides.items()},
+                    )
+                )
                 while not pruning.done():
                     await asyncio.wait({pruning}, timeout=0.2)
                     if not pruning.done():
-                        left = await log.count_events(until=cutoff)
+                        left = sum(await _count_prunable(log, rules))
                         progress.update(bar, completed=max(0, pending - left))
                 return await pruning
 
@@ -726,14 +837,27 @@ def export(settings: _Settings, /, output: str, **filter_args: Any) -> None:
 
 
 @app.command("import")
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", required=False)
+@click.option(
+    "--from-sqlite",
+    "legacy",
+    metavar="PATH",
+    help="Read a database of the original system instead (its table event_log or events).",
+)
 @pass_settings
-def import_command(settings: _Settings, file: str) -> None:
-    """Import events from a JSON lines file (.jsonl, .jsonl.gz; '-': stdin).
+def import_command(settings: _Settings, file: str | None, legacy: str | None) -> None:
+    """Import events from a JSON lines file (.jsonl, .jsonl.gz; '-': stdin), or with
+    --from-sqlite PATH from a database the original system wrote.
 
     Events keep their ids and timestamps; ids already stored are skipped, so
-    importing twice adds nothing. Bad lines are reported and skipped (exit 1).
+    importing twice adds nothing. Bad lines or rows are reported and skipped (exit 1).
     """
+    if (file is None) == (legacy is None):
+        raise click.UsageError("give either FILE or --from-sqlite PATH")
+    if legacy is not None:
+        _import_legacy(settings.url, legacy)
+        return
+    assert file is not None
     url = settings.url
     shown_bad = 20
     errors = _output.stderr_console()
@@ -771,6 +895,48 @@ def import_command(settings: _Settings, file: str) -> None:
         raise click.exceptions.Exit(1)
 
 
+def _import_legacy(url: URL, path: str) -> None:
+    """``import --from-sqlite PATH``: every row of the original system's table(s)."""
+    shown_bad = 100
+    errors = _output.stderr_console()
+
+    def bad_row(table: str, row_id: str | None, message: str) -> None:
+        nonlocal shown_bad
+        if shown_bad > 0:
+            where = f"id={row_id!r}" if row_id is not None else "a row without id"
+            errors.print(f"{path}: {table} {where}: {message}", style="red", soft_wrap=True)
+        shown_bad -= 1
+
+    async def go() -> tuple[_legacy.LegacyReport, list[str]]:
+        with _legacy.LegacySource(path) as source:
+            async with open_log(url, migrate=True) as log:
+                with _progress("Importing") as progress:
+                    bar = progress.add_task("import", total=source.total)
+
+                    def advance(report: _legacy.LegacyReport) -> None:
+                        progress.update(bar, completed=report.read)
+
+                    report = await _legacy.import_legacy(
+                        log, source, on_bad_row=bad_row, on_progress=advance
+                    )
+                    return report, source.tables
+
+    report, tables = run(go(), url=url)
+    if shown_bad < 0:
+        errors.print(f"... and {-shown_bad} more bad row(s)", style="red")
+    parts = [f"{report.already_present} already present"]
+    if report.bad:
+        parts.append(f"{len(report.bad)} bad row{'s' if len(report.bad) != 1 else ''} skipped")
+    table_text = " and ".join(tables)
+    click.echo(
+        f"Read {report.read} row{'s' if report.read != 1 else ''} from {path} "
+        f"(table {table_text}): imported {report.imported} new "
+        f"event{'s' if report.imported != 1 else ''} ({', '.join(parts)})."
+    )
+    if report.bad:
+        raise click.exceptions.Exit(1)
+
+
 @app.command()
 @_output.format_option("table", "json")
 @pass_settings
@@ -798,6 +964,9 @@ def stats(settings: _Settings, fmt: str | None) -> None:
                 "newest": None if table.newest is None else table.newest.isoformat(),
                 "size_bytes": table.size_bytes,
                 "revision": revision,
+                "reclaimable_bytes": table.reclaimable_bytes,
+                "auto_vacuum": table.auto_vacuum,
+                "dead_rows": table.dead_rows,
                 "by_type": table.by_type,
             }
         )
@@ -811,12 +980,29 @@ def stats(settings: _Settings, fmt: str | None) -> None:
         ("newest", "-" if table.newest is None else _output.time_text(table.newest) + " UTC"),
         ("size", _size_text(table.size_bytes, table.size_of)),
     ]
+    if table.reclaimable_bytes is not None:
+        rows.append(("free", _reclaimable_text(table.reclaimable_bytes, table.auto_vacuum)))
+    if table.dead_rows is not None:
+        dead = f"{table.dead_rows:,} rows (new rows reuse their space; VACUUM (FULL) returns it)"
+        rows.append(("dead", dead))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         console.print(f"{key:<{width}}  {value}", soft_wrap=True)
     if table.by_type:
         console.print()
         _output.print_counts("By type", "type", table.by_type)
+
+
+def _reclaimable_text(size: int, auto_vacuum: str | None) -> str:
+    text = _size_text(size, "free pages") + " reclaimable"
+    if auto_vacuum == "incremental":
+        return f"{text}; incremental auto-vacuum: prune hands them back"
+    if auto_vacuum == "full":
+        return f"{text}; full auto-vacuum"
+    return (
+        f"{text}; auto-vacuum is off: run 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM' once "
+        "(sqlite3 FILE, nothing else writing) so that prune can shrink the file"
+    )
 
 
 def _size_text(size: int | None, of: str) -> str:

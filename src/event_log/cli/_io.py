@@ -27,6 +27,7 @@ from typing import IO, Any, Literal
 
 from event_log import Event, EventLogger, InvalidEventError
 from event_log._models import Row, check_text, prepare_event
+from event_log._redact import Redactor
 
 from ._output import CSV_FIELDS, csv_row, event_json
 from ._runtime import CliError, Filters, iter_events
@@ -44,6 +45,9 @@ __all__ = [
     "import_lines",
     "parse_line",
 ]
+
+# The logger's default secret masking, applied to imported events too.
+_REDACT = Redactor()
 
 ExportKind = Literal["jsonl", "jsonl.gz", "csv"]
 EXPORT_KINDS = (".jsonl", ".jsonl.gz", ".csv")
@@ -183,6 +187,7 @@ def parse_line(raw: bytes, *, max_data_bytes: int) -> Row:
             item.get("data"),
             _parse_timestamp(item["timestamp"]),
             max_data_bytes=max_data_bytes,
+            redactor=_REDACT,  # imported data is masked like logged data
         )
     except InvalidEventError as exc:
         raise BadLine(str(exc)) from None

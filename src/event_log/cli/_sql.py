@@ -1,4 +1,6 @@
-"""The command line's only SQL: inserting imported events as they were, and ``stats``.
+"""The command line's SQL: inserting imported events as they were, and ``stats``.
+
+(Reading the original system's SQLite files is in ``_legacy``.)
 
 Importing keeps each event's id and timestamp, which the public API never
 allows (the logger makes ids), so it writes through the logger's engine here,
@@ -64,6 +66,9 @@ async def insert_rows(engine: AsyncEngine, rows: Sequence[Row]) -> int:
     return int(inserted or 0)
 
 
+_AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
+
+
 def _sqlite_size(path: Path) -> int:
     files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
     return sum(os.path.getsize(f) for f in files if f.is_file())
@@ -77,6 +82,11 @@ class TableStats:
     size_bytes: int | None
     size_of: str
     by_type: dict[str, int] = field(default_factory=dict)
+    # SQLite: the free pages' bytes (freelist_count x page_size) and the auto_vacuum
+    # mode ("none", "full" or "incremental"); PostgreSQL: dead rows of event_log.
+    reclaimable_bytes: int | None = None
+    auto_vacuum: str | None = None
+    dead_rows: int | None = None
 
 
 async def table_stats(engine: AsyncEngine) -> TableStats:
@@ -93,7 +103,24 @@ async def table_stats(engine: AsyncEngine) -> TableStats:
         }
         size: Any = None
         size_of = ""
+        reclaimable: int | None = None
+        auto_vacuum: str | None = None
+        dead_rows: int | None = None
+        if engine.dialect.name == "sqlite":
+            free = await conn.exec_driver_sql("PRAGMA freelist_count")
+            free_pages = int(free.scalar() or 0)
+            page = await conn.exec_driver_sql("PRAGMA page_size")
+            reclaimable = free_pages * int(page.scalar() or 0)
+            mode = await conn.exec_driver_sql("PRAGMA auto_vacuum")
+            auto_vacuum = _AUTO_VACUUM.get(int(mode.scalar() or 0), "none")
         if engine.dialect.name == "postgresql":
+            dead = await conn.scalar(
+                text(
+                    "SELECT n_dead_tup FROM pg_stat_user_tables "
+                    "WHERE relname = 'event_log' AND schemaname = current_schema()"
+                )
+            )
+            dead_rows = None if dead is None else int(dead)
             size = await conn.scalar(
                 text(
                     "SELECT pg_total_relation_size('event_log') "
@@ -113,4 +140,7 @@ async def table_stats(engine: AsyncEngine) -> TableStats:
         size_bytes=None if size is None else int(size),
         size_of=size_of,
         by_type=by_type,
+        reclaimable_bytes=reclaimable,
+        auto_vacuum=auto_vacuum,
+        dead_rows=dead_rows,
     )
