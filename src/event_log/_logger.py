@@ -228,6 +228,7 @@ class EventLogger:
         data: Mapping[str, Any] | None,
         timestamp: datetime | None,
     ) -> PreparedEvent:
+        """Validate one event with this logger's size limit and redaction."""
         return prepare_event(
             event_type,
             source,
@@ -298,16 +299,7 @@ class EventLogger:
         """
         if self._closed:
             raise LoggerClosedError("the logger is closed")
-        prepared = prepare_event(
-            event_type,
-            source,
-            task_id,
-            agent_id,
-            data,
-            timestamp,
-            max_data_bytes=self._max_data_bytes,
-            redactor=self._redactor,
-        )
+        prepared = self._prepare(event_type, source, task_id, agent_id, data, timestamp)
         self._writer.emit(prepared.row, block=block)
         return prepared.event
 
