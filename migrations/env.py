@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from alembic import context
@@ -31,6 +33,11 @@ target_metadata = Base.metadata
 
 # Any constant works; it only has to be the same for every process that upgrades.
 _PG_ADVISORY_LOCK_KEY = 0x6576_656E_745F_6C6F  # "event_lo"
+# MariaDB's named locks are server-wide: the name includes the database's.
+_MYSQL_LOCK_NAME = "CONCAT('event_log.upgrade.', DATABASE())"
+# How long an upgrade waits for another one on MariaDB before failing.
+_MYSQL_LOCK_TIMEOUT_S = 300
+_MYSQL = ("mysql", "mariadb")
 
 
 def _database_url() -> str:
@@ -88,16 +95,64 @@ def _serialize(connection: Connection) -> None:
         )
 
 
+def _drop_empty_version_table(connection: Connection) -> None:
+    """After a failed upgrade on MariaDB: drop Alembic's version table if it is empty.
+
+    Alembic creates it first, and that DDL stays. An upgrade refused before any
+    revision ran (e.g. a foreign ``event_log`` table) then leaves the database
+    as it found it, as on the other backends.
+    """
+    exists = connection.exec_driver_sql(
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = 'alembic_version'"
+    ).scalar()
+    if exists and not connection.exec_driver_sql("SELECT COUNT(*) FROM alembic_version").scalar():
+        connection.exec_driver_sql("DROP TABLE alembic_version")
+
+
+@contextmanager
+def _mysql_lock(connection: Connection) -> Iterator[None]:
+    """On MariaDB, hold a named lock (GET_LOCK) around the upgrade; elsewhere nothing.
+
+    MariaDB commits DDL as it goes, so there is no transaction to hold a lock
+    to its end: a named lock belongs to the session and lasts until released.
+    Before releasing it, the upgrade's last revision stamp is committed, so the
+    next upgrader reads the new revision, not the old one.
+    """
+    if connection.dialect.name not in _MYSQL:
+        yield
+        return
+    got = connection.exec_driver_sql(
+        f"SELECT GET_LOCK({_MYSQL_LOCK_NAME}, {_MYSQL_LOCK_TIMEOUT_S})"
+    ).scalar()
+    if got != 1:
+        raise RuntimeError(
+            f"another event_log upgrade held the upgrade lock for {_MYSQL_LOCK_TIMEOUT_S} s"
+        )
+    try:
+        yield
+        # Commit at the driver level: the caller's transaction object (if it shares
+        # its connection) has nothing left to commit, since DDL committed already.
+        connection.exec_driver_sql("COMMIT")
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK")
+        _drop_empty_version_table(connection)
+        raise
+    finally:
+        connection.exec_driver_sql(f"DO RELEASE_LOCK({_MYSQL_LOCK_NAME})")
+
+
 def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        # One transaction for the whole upgrade on every backend (see _serialize).
-        transactional_ddl=True,
+        # One transaction for the whole upgrade on SQLite and PostgreSQL (see
+        # _serialize). MariaDB commits each DDL statement: it has no such thing.
+        transactional_ddl=connection.dialect.name not in _MYSQL,
     )
-    with context.begin_transaction():
+    with _mysql_lock(connection), context.begin_transaction():
         _serialize(connection)
         context.run_migrations()
 

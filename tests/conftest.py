@@ -1,10 +1,16 @@
-"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL.
+"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL, MariaDB.
 
 PostgreSQL tests use ``$EVENT_LOG_TEST_POSTGRES_URL`` (an SQLAlchemy asyncpg URL
 of a database the tests may create databases from; default
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``). The session makes a
-fresh database and every test starts from an empty ``public`` schema. Without a
-reachable server the tests skip, except under ``CI=true``, where they fail.
+fresh database and every test starts from an empty ``public`` schema.
+
+MariaDB tests use ``$EVENT_LOG_TEST_MARIADB_URL`` (an SQLAlchemy asyncmy URL of
+a user who may create databases; default
+``mysql+asyncmy://root@127.0.0.1:3306/test``). The session makes a fresh
+database and every test starts from it empty (dropped and created again).
+
+Without a reachable server the tests skip, except under ``CI=true``, where they fail.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncmy  # type: ignore[import-untyped]
+import asyncmy.errors  # type: ignore[import-untyped]
 import asyncpg
 import pytest
+import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger
@@ -25,11 +34,19 @@ from event_log import EventLogger
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
+MARIADB_ENV = "EVENT_LOG_TEST_MARIADB_URL"
+MARIADB_DEFAULT = "mysql+asyncmy://root@127.0.0.1:3306/test"
+
 SQLITE_MEMORY = pytest.param("sqlite-memory", marks=pytest.mark.sqlite, id="sqlite-memory")
 SQLITE_FILE = pytest.param("sqlite-file", marks=pytest.mark.sqlite, id="sqlite-file")
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
-ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES]
-MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES]
+MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb, id="mariadb")
+ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES, MARIADB]
+MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES, MARIADB]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def _asyncpg_dsn(url: str) -> str:
@@ -70,7 +87,7 @@ def postgres_url() -> Iterator[str]:
             f"PostgreSQL is not reachable at {admin_url} ({exc!r}); start it or set "
             f"{PG_ENV} to an asyncpg URL to run the PostgreSQL tests"
         )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if _in_ci():
             pytest.fail(message)
         pytest.skip(message)
     name = f"event_log_test_{uuid.uuid4().hex[:12]}"
@@ -85,12 +102,74 @@ def _reset_postgres(url: str) -> None:
     _admin(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
 
 
+async def _mariadb_admin_async(url: str, statements: list[str]) -> None:
+    parsed = make_url(url)
+    conn = await asyncmy.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 3306,
+        user=parsed.username or "root",
+        password=parsed.password or "",
+        connect_timeout=5,
+        autocommit=True,
+    )
+    try:
+        async with conn.cursor() as cursor:
+            # A test that leaked an open transaction must fail this reset, not hang it.
+            await cursor.execute("SET SESSION lock_wait_timeout = 30")
+            for sql in statements:
+                await cursor.execute(sql)
+    finally:
+        conn.close()
+
+
+def _mariadb_admin(url: str, *statements: str) -> None:
+    """Run admin statements on a private loop in a worker thread (see ``_admin``)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, _mariadb_admin_async(url, list(statements))).result()
+
+
+def _mariadb_create(name: str) -> str:
+    return f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> Iterator[str]:
+    """A fresh MariaDB database for this test session, dropped at the end."""
+    admin_url = os.environ.get(MARIADB_ENV, MARIADB_DEFAULT)
+    try:
+        _mariadb_admin(admin_url, "SELECT 1")
+    except (OSError, asyncmy.errors.Error, TimeoutError) as exc:
+        message = (
+            f"MariaDB is not reachable at {admin_url} ({exc!r}); start it or set "
+            f"{MARIADB_ENV} to an asyncmy URL (mysql+asyncmy://USER[:PASSWORD]@HOST:PORT/DB) "
+            "to run the MariaDB tests"
+        )
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"event_log_test_{uuid.uuid4().hex[:12]}"
+    _mariadb_admin(admin_url, _mariadb_create(name))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _mariadb_admin(admin_url, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def _reset_mariadb(url: str) -> None:
+    name = make_url(url).database
+    _mariadb_admin(url, f"DROP DATABASE IF EXISTS `{name}`", _mariadb_create(f"{name}"))
+
+
 def _backend_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if name == "sqlite-memory":
         return "sqlite+aiosqlite://"
     if name == "sqlite-file":
         return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+    if name == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        _reset_mariadb(url)
+        return url
+    url = request.getfixturevalue("postgres_url")
     _reset_postgres(url)
     return url
 
@@ -103,7 +182,35 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(params=MIGRATABLE_BACKENDS)
 def migratable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database that outlives one connection (file SQLite, PostgreSQL)."""
+    """An empty database that outlives one connection (file SQLite, PostgreSQL, MariaDB)."""
+    return _backend_url(request.param, request, tmp_path)
+
+
+# MariaDB never held the original system's table: its DDL (TEXT PRIMARY KEY,
+# indexes on TEXT) cannot be created there, so adopting one cannot be tested.
+ORIGINAL_BACKENDS = [
+    SQLITE_FILE,
+    POSTGRES,
+    pytest.param(
+        "mariadb",
+        marks=[
+            pytest.mark.mariadb,
+            pytest.mark.xfail(
+                strict=True,
+                raises=sqlalchemy.exc.OperationalError,
+                reason="the original system's DDL (id TEXT PRIMARY KEY) cannot be created on "
+                "MariaDB (BLOB/TEXT key without a key length): there is no original table "
+                "to adopt there",
+            ),
+        ],
+        id="mariadb",
+    ),
+]
+
+
+@pytest.fixture(params=ORIGINAL_BACKENDS)
+def original_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database where the original system's table can be created to be adopted."""
     return _backend_url(request.param, request, tmp_path)
 
 

@@ -17,6 +17,13 @@ to strict JSON), the row count verified and the old table dropped. All of it
 runs in the upgrade's one transaction (env.py sees to that on SQLite too), so
 a row that cannot be converted fails the upgrade with its id and leaves the
 original table as it was. Offline ``--sql`` scripts assume a fresh database.
+
+MariaDB: the tables are InnoDB, utf8mb4 with a binary collation without pad
+space (``event_log._schema.MYSQL_TABLE_OPTIONS``), ``timestamp`` is DATETIME(6)
+holding UTC and ``data`` is JSON. MariaDB commits DDL as it goes, so an upgrade
+that fails there is not rolled back: a failure after CREATE TABLE leaves an
+empty ``event_log`` without a revision, which the next upgrade adopts (it has
+the original's columns and no rows), so running the upgrade again completes it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import mysql, postgresql
 
 from event_log._adopt import AdoptedRow, AdoptionError, convert_row
 
@@ -45,11 +52,27 @@ ORIGINAL = "event_log_original"
 COLUMNS = ("id", "event_type", "source", "task_id", "agent_id", "data", "timestamp")
 BATCH_SIZE = 5_000
 
-# timestamptz on PostgreSQL; on SQLite fixed-width UTC text
-# "2026-03-01T12:00:00.123456+00:00", so text order is time order.
-TIMESTAMP = sa.String(32).with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
-# jsonb on PostgreSQL; JSON text on SQLite.
-JSON_DATA = sa.Text().with_variant(postgresql.JSONB(), "postgresql")
+# timestamptz on PostgreSQL; DATETIME(6) holding UTC on MariaDB; on SQLite
+# fixed-width UTC text "2026-03-01T12:00:00.123456+00:00", so text order is time order.
+TIMESTAMP = (
+    sa.String(32)
+    .with_variant(postgresql.TIMESTAMP(timezone=True), "postgresql")
+    .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+)
+# jsonb on PostgreSQL; JSON (LONGTEXT with a JSON_VALID check) on MariaDB; JSON text on SQLite.
+JSON_DATA = (
+    sa.Text()
+    .with_variant(postgresql.JSONB(), "postgresql")
+    .with_variant(mysql.JSON(), "mysql", "mariadb")
+)
+# MariaDB: InnoDB, utf8mb4, bytewise and case-sensitive text (no pad space).
+# Spelled out, like the types; event_log._schema.MYSQL_TABLE_OPTIONS is the same.
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
+}
+_MYSQL = ("mysql", "mariadb")
 
 # Every index ends in (timestamp, id), the order of every listing.
 INDEXES: dict[str, list[str]] = {
@@ -75,6 +98,7 @@ def upgrade() -> None:
         sa.Column("data", JSON_DATA, nullable=True),
         sa.Column("timestamp", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log")),
+        **MYSQL_TABLE_OPTIONS,
     )
     for name, columns in INDEXES.items():
         op.create_index(op.f(name), TABLE, columns)
@@ -111,19 +135,23 @@ def _set_original_aside(bind: sa.Connection) -> None:
     op.rename_table(TABLE, ORIGINAL)
 
 
-def _insert_statement(dialect: str) -> sa.TextClause:
+def _insert_statement(bind: sa.Connection) -> sa.TextClause:
     # Plain text SQL binds the values as they are: JSON text cast to jsonb on
     # PostgreSQL (a typed JSONB column would encode the text a second time).
-    data = "CAST(:data AS JSONB)" if dialect == "postgresql" else ":data"
+    data = "CAST(:data AS JSONB)" if bind.dialect.name == "postgresql" else ":data"
+    timestamp = bind.dialect.identifier_preparer.quote_identifier("timestamp")
     return sa.text(
-        f'INSERT INTO {TABLE} (id, event_type, source, task_id, agent_id, data, "timestamp") '
+        f"INSERT INTO {TABLE} (id, event_type, source, task_id, agent_id, data, {timestamp}) "
         f"VALUES (:id, :event_type, :source, :task_id, :agent_id, {data}, :timestamp)"
     )
 
 
 def _parameters(row: AdoptedRow, dialect: str) -> dict[str, Any]:
     parameters = row._asdict()
-    if dialect != "postgresql":
+    if dialect in _MYSQL:
+        # DATETIME(6) holds naive UTC.
+        parameters["timestamp"] = row.timestamp.replace(tzinfo=None)
+    elif dialect != "postgresql":
         # event_log._schema.format_utc's form: fixed width, UTC, microseconds.
         parameters["timestamp"] = row.timestamp.isoformat(timespec="microseconds")
     return parameters
@@ -147,7 +175,7 @@ def _copy_original_rows(bind: sa.Connection) -> None:
         )
     log.info("adopting %d rows of the original %s table", total, TABLE)
 
-    insert = _insert_statement(dialect)
+    insert = _insert_statement(bind)
     # Keyset pagination on the primary key: each batch is an index range scan.
     query = sa.select(*original.c).order_by(original.c.id).limit(BATCH_SIZE)
     copied = 0

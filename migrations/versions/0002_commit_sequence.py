@@ -7,14 +7,19 @@ Create Date: 2026-11-25 15:20:00
 Existing rows (including rows adopted from the original system) are numbered
 in (timestamp, id) order, and the counter starts after them. See
 ``event_log._schema.EventSequence`` for why a counter row gives commit order.
+
+MariaDB commits each DDL statement as it goes, so there a failed upgrade is
+not rolled back; every step checks whether an earlier attempt already did it,
+so running the upgrade again completes it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
@@ -22,20 +27,49 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# MariaDB: as in 0001 (event_log._schema.MYSQL_TABLE_OPTIONS).
+MYSQL_TABLE_OPTIONS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
+}
+
+# Number what is already there, in (timestamp, id) order.
+_NUMBER_ROWS = {
+    # UPDATE ... FROM: PostgreSQL, SQLite >= 3.33.
+    "default": 'UPDATE event_log SET seq = numbered.n FROM (SELECT id, row_number() OVER '
+    '(ORDER BY "timestamp", id) AS n FROM event_log) AS numbered '
+    "WHERE event_log.id = numbered.id",
+    # MariaDB: a multi-table UPDATE over a derived table.
+    "mysql": "UPDATE event_log JOIN (SELECT id, row_number() OVER "
+    "(ORDER BY `timestamp`, id) AS n FROM event_log) AS numbered "
+    "ON event_log.id = numbered.id SET event_log.seq = numbered.n",
+}
+
+
 def upgrade() -> None:
-    op.add_column("event_log", sa.Column("seq", sa.BigInteger(), nullable=True))
-    op.create_table(
-        "event_log_sequence",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("last_seq", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log_sequence")),
-    )
-    # Number what is already there (UPDATE ... FROM: PostgreSQL, SQLite >= 3.33).
-    op.execute(
-        'UPDATE event_log SET seq = numbered.n FROM (SELECT id, row_number() OVER '
-        '(ORDER BY "timestamp", id) AS n FROM event_log) AS numbered '
-        "WHERE event_log.id = numbered.id"
-    )
+    bind = op.get_bind()
+    mysql = bind.dialect.name in ("mysql", "mariadb")
+    # Only MariaDB can meet a half-done earlier attempt (see the docstring);
+    # the unique index is the last step, so with it everything else is done.
+    inspector = sa.inspect(bind) if mysql and not context.is_offline_mode() else None
+    if inspector is not None and any(
+        index["name"] == "ix_event_log_seq" for index in inspector.get_indexes("event_log")
+    ):
+        return
+    if inspector is None or "seq" not in {c["name"] for c in inspector.get_columns("event_log")}:
+        op.add_column("event_log", sa.Column("seq", sa.BigInteger(), nullable=True))
+    if inspector is None or not inspector.has_table("event_log_sequence"):
+        op.create_table(
+            "event_log_sequence",
+            sa.Column("id", sa.Integer(), nullable=False),
+            sa.Column("last_seq", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint("id", name=op.f("pk_event_log_sequence")),
+            **MYSQL_TABLE_OPTIONS,
+        )
+    else:
+        op.execute("DELETE FROM event_log_sequence")
+    op.execute(_NUMBER_ROWS["mysql" if mysql else "default"])
     op.execute(
         "INSERT INTO event_log_sequence (id, last_seq) "
         "SELECT 1, coalesce(max(seq), 0) FROM event_log"

@@ -18,6 +18,8 @@ from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
+from ._engine import backend_name
+
 __all__ = ["Database"]
 
 
@@ -32,7 +34,8 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
+        # "sqlite", "postgresql" or "mysql" (MariaDB under either of its names).
+        self.dialect = backend_name(engine.dialect.name)
         # True when every checkout is the same connection (in-memory SQLite).
         self.shared_connection = isinstance(engine.pool, StaticPool)
         self._lock: asyncio.Lock | None = asyncio.Lock() if self.shared_connection else None

@@ -1,4 +1,4 @@
-"""Engine factory: URL resolution, SQLite tuning, the in-memory pool, asyncpg.
+"""Engine factory: URL resolution, SQLite tuning, the in-memory pool, asyncpg, asyncmy.
 
 Nothing here runs at import time; engines are made by :func:`create_engine`
 when a logger is opened.
@@ -19,7 +19,9 @@ from sqlalchemy.pool import StaticPool
 __all__ = [
     "DEFAULT_URL",
     "ENV_URL",
+    "MYSQL_DIALECTS",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "backend_name",
     "create_engine",
     "is_memory_sqlite",
     "resolve_url",
@@ -33,6 +35,22 @@ ENV_URL = "EVENT_LOG_URL"
 # failing with "database is locked". Writes here are short batches, so five
 # seconds only runs out when something is truly stuck.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+# SQLAlchemy's names for MariaDB: "mysql" for mysql+asyncmy:// URLs, "mariadb"
+# for mariadb+asyncmy://. The library treats both as one backend, "mysql".
+MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+
+# Every MariaDB session: UTC (DATETIME values are UTC, and functions that read the
+# session time zone must agree), and strict mode on every table (a value that
+# does not fit is an error, never silently truncated or zeroed).
+MYSQL_SESSION_SQL = (
+    "SET time_zone = '+00:00', sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_ALL_TABLES')"
+)
+
+
+def backend_name(dialect_name: str) -> str:
+    """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB, under either of its names)."""
+    return "mysql" if dialect_name in MYSQL_DIALECTS else dialect_name
 
 
 def resolve_url(url: str | URL | None, environ: Mapping[str, str] | None = None) -> URL:
@@ -69,7 +87,9 @@ def sqlite_pragmas(*, memory: bool) -> list[str]:
 
 def create_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
     """An :class:`AsyncEngine` tuned for an append-heavy event log on ``url``'s backend."""
-    backend = url.get_backend_name()
+    backend = backend_name(url.get_backend_name())
+    if backend == "mysql":
+        return _create_mysql_engine(url, **engine_kwargs)
     if backend != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
 
@@ -99,6 +119,30 @@ def create_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
                     cursor.execute("PRAGMA auto_vacuum = INCREMENTAL")
             for pragma in pragmas:
                 cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _create_mysql_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
+    """MariaDB through asyncmy: utf8mb4, READ COMMITTED, UTC sessions.
+
+    READ COMMITTED gives every statement a fresh snapshot (as on PostgreSQL),
+    so a reader that holds a connection never reads an old one, and InnoDB
+    takes no gap locks, so a prune batch never blocks inserts at the end of an
+    index.
+    """
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    engine_kwargs.setdefault("isolation_level", "READ COMMITTED")
+    engine = create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _session(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(MYSQL_SESSION_SQL)
         finally:
             cursor.close()
 

@@ -254,7 +254,7 @@ class EventFilter:
         )
 
     def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
-        """WHERE clauses for this filter on ``dialect`` ("sqlite" or "postgresql").
+        """WHERE clauses for this filter on ``dialect`` ("sqlite", "postgresql" or "mysql").
 
         ``ordered``: the caller sorts by ``(timestamp, id)``. SQLite's planner would
         serve a multi-type or prefix filter from the event_type index and then
@@ -426,6 +426,14 @@ def histogram_statement(
         bucket: ColumnElement[Any] = (micros - literal(start_us, BigInteger)) / literal(
             step, BigInteger
         )
+    elif dialect == "mysql":
+        # DATETIME(6) minus DATETIME(6) in microseconds: exact, and independent of the
+        # session time zone (UNIX_TIMESTAMP is neither beyond 2038 nor zone-free).
+        # DIV is an integer floor here: rows are >= start.
+        micros = func.timestampdiff(
+            literal_column("MICROSECOND"), literal(grid.start, _c.timestamp.type), _c.timestamp
+        )
+        bucket = micros.op("DIV")(literal(step, BigInteger))
     else:
         # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
         seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
@@ -453,14 +461,13 @@ def prune_batch_statement(
     if only is not None:
         where.append(only.clause(_c.event_type, dialect))
     where.extend(not_(spec.clause(_c.event_type, dialect)) for spec in unless)
-    oldest = (
-        select(_c.id)
-        .where(*where)
-        .order_by(_c.timestamp, _c.id)
-        .limit(batch_size)
-        .scalar_subquery()
-    )
-    return delete(_table).where(_c.id.in_(oldest))
+    oldest = select(_c.id).where(*where).order_by(_c.timestamp, _c.id).limit(batch_size)
+    if dialect == "mysql":
+        # MariaDB refuses LIMIT in an IN subquery and a subquery on the table being
+        # deleted from; a derived table is materialised first, which both allow.
+        batch = oldest.subquery("oldest")
+        return delete(_table).where(_c.id.in_(select(batch.c.id)))
+    return delete(_table).where(_c.id.in_(oldest.scalar_subquery()))
 
 
 class CursorCodec:

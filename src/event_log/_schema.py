@@ -2,7 +2,9 @@
 
 Column types are true to each dialect: on PostgreSQL ``timestamptz`` and
 ``jsonb``; on SQLite fixed-width UTC text (``2026-03-01T12:00:00.123456+00:00``,
-so text order is time order and index range scans work) and JSON text.
+so text order is time order and index range scans work) and JSON text; on
+MariaDB ``DATETIME(6)`` holding UTC and ``JSON`` (MariaDB's LONGTEXT with a
+validity check), in tables whose text compares bytewise (``MYSQL_TABLE_OPTIONS``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, MetaData, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
+    "MYSQL_TABLE_OPTIONS",
     "TIMESTAMP_TEXT_WIDTH",
     "Base",
     "EventRecord",
@@ -39,6 +43,18 @@ NAMING_CONVENTION = {
 }
 
 
+# MariaDB table options: InnoDB, 4-byte UTF-8, and a binary collation without
+# pad space, so equality, ordering and LIKE prefixes are exact and case
+# sensitive, as on SQLite and PostgreSQL ("a" != "a ", "A" != "a"), and code
+# point order is UTF-8 byte order.
+MYSQL_TABLE_OPTIONS: dict[str, str] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_nopad_bin",
+}
+_MYSQL = frozenset({"mysql", "mariadb"})
+
+
 def format_utc(value: datetime) -> str:
     """The SQLite storage form of an aware datetime: fixed width, UTC, microseconds."""
     if value.tzinfo is None:
@@ -47,7 +63,8 @@ def format_utc(value: datetime) -> str:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable text on SQLite."""
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable text on SQLite,
+    ``DATETIME(6)`` holding UTC on MariaDB (which has no zone-aware type)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -55,6 +72,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(TIMESTAMP_TEXT_WIDTH))
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
@@ -64,6 +83,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return format_utc(value)
         if value.tzinfo is None:
             raise ValueError("timestamp must be timezone-aware")
+        if dialect.name in _MYSQL:
+            return value.astimezone(UTC).replace(tzinfo=None)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -71,11 +92,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
         assert isinstance(parsed, datetime)
+        if parsed.tzinfo is None:  # MariaDB's DATETIME: stored as UTC
+            return parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
 
 
 class JSONText(TypeDecorator[Any]):
-    """JSON documents bound as already-encoded text: ``jsonb`` on PostgreSQL, text on SQLite.
+    """JSON documents bound as already-encoded text: ``jsonb`` on PostgreSQL, text on
+    SQLite, ``JSON`` (LONGTEXT checked with JSON_VALID) on MariaDB.
 
     The logger encodes each event's data exactly once (during validation, where
     it also measures its size), so binding skips SQLAlchemy's JSON serialiser:
@@ -89,6 +113,8 @@ class JSONText(TypeDecorator[Any]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(JSONB())
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.JSON())
         return dialect.type_descriptor(Text())
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -137,6 +163,7 @@ class EventRecord(Base):
         Index("ix_event_log_agent_id_timestamp_id", "agent_id", "timestamp", "id"),
         Index("ix_event_log_event_type_timestamp_id", "event_type", "timestamp", "id"),
         Index("ix_event_log_seq", "seq", unique=True),
+        MYSQL_TABLE_OPTIONS,
     )
 
 
@@ -155,6 +182,7 @@ class EventSequence(Base):
     """
 
     __tablename__ = "event_log_sequence"
+    __table_args__ = MYSQL_TABLE_OPTIONS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger())

@@ -20,8 +20,9 @@ insert itself. Two sinks:
   checkpoint and a writer run at once), so the WAL stays bounded and no
   checkpoint runs on the loop or delays a batch. Readers keep using the engine's own
   connections.
-- :class:`EngineSink` for everything else (PostgreSQL via asyncpg, the
-  in-memory SQLite database that only the engine's one connection can see).
+- :class:`EngineSink` for everything else (PostgreSQL via asyncpg, MariaDB via
+  asyncmy, the in-memory SQLite database that only the engine's one connection
+  can see).
 """
 
 from __future__ import annotations
@@ -30,19 +31,27 @@ import asyncio
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
 from ._database import Database
-from ._engine import sqlite_pragmas
+from ._engine import backend_name, sqlite_pragmas
 from ._models import Row
 from ._schema import EventRecord
 
-__all__ = ["NOTIFY_CHANNEL", "EngineSink", "SQLiteFileSink", "Sink", "make_sink"]
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "EngineSink",
+    "SQLiteFileSink",
+    "Sink",
+    "make_sink",
+    "reserve_seq",
+]
 
 _table = cast(Table, EventRecord.__table__)
 _COLUMN_NAMES = [column.name for column in _table.columns]
@@ -56,22 +65,56 @@ log = logging.getLogger("event_log")
 NOTIFY_CHANNEL = "event_log"
 
 
-def _next_seq_sql(count: int, dialect: str = "sqlite") -> str:
-    """Reserve ``count`` sequence numbers; the row lock it takes lasts until the commit.
+# How each backend reserves sequence numbers: statements run in order on the
+# write transaction's connection; every one but the last must change exactly the
+# counter row, and the last returns the last number reserved. The counter row's
+# lock lasts until the commit, so numbers are handed out in commit order.
 
-    On PostgreSQL the same statement queues a NOTIFY, which the server delivers
-    when (and only if) the transaction commits: followers in any process wake.
-    """
-    bump = (
+
+def _returning(count: int) -> tuple[str, ...]:
+    """SQLite: one UPDATE ... RETURNING."""
+    return (
         f"UPDATE event_log_sequence SET last_seq = last_seq + {int(count)} "
-        "WHERE id = 1 RETURNING last_seq"
+        "WHERE id = 1 RETURNING last_seq",
     )
-    if dialect != "postgresql":
-        return bump
+
+
+def _returning_and_notify(count: int) -> tuple[str, ...]:
+    """PostgreSQL: the same UPDATE also queues a NOTIFY, which the server delivers
+    when (and only if) the transaction commits: followers in any process wake."""
+    (bump,) = _returning(count)
     return (
         f"WITH bumped AS ({bump}) "
-        f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped"
+        f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped",
     )
+
+
+def _last_insert_id(count: int) -> tuple[str, ...]:
+    """MariaDB has no UPDATE ... RETURNING: LAST_INSERT_ID(expr) keeps the new value
+    for this connection, and the next statement reads it back."""
+    return (
+        "UPDATE event_log_sequence SET last_seq = LAST_INSERT_ID(last_seq + "
+        f"{int(count)}) WHERE id = 1",
+        "SELECT LAST_INSERT_ID()",
+    )
+
+
+_SEQ_STATEMENTS: dict[str, Callable[[int], tuple[str, ...]]] = {
+    "sqlite": _returning,
+    "postgresql": _returning_and_notify,
+    "mysql": _last_insert_id,
+}
+
+
+def _next_seq_statements(count: int, dialect: str) -> tuple[str, ...]:
+    """The statements that reserve ``count`` sequence numbers on ``dialect``."""
+    return _SEQ_STATEMENTS[backend_name(dialect)](count)
+
+
+def _next_seq_sql(count: int, dialect: str = "sqlite") -> str:
+    """Reserve ``count`` sequence numbers in one statement (SQLite, PostgreSQL)."""
+    (sql,) = _next_seq_statements(count, dialect)
+    return sql
 
 
 def _check_last_seq(value: Any) -> int:
@@ -82,16 +125,36 @@ def _check_last_seq(value: Any) -> int:
     return int(value)
 
 
-def _numbered_rows(rows: Sequence[Row], last_seq: int, *, sqlite: bool) -> list[tuple[Any, ...]]:
+async def reserve_seq(conn: AsyncConnection, count: int) -> int:
+    """Reserve ``count`` sequence numbers in ``conn``'s transaction; return the last one.
+
+    The counter row stays locked until that transaction ends.
+    """
+    *steps, last = _next_seq_statements(count, conn.dialect.name)
+    for sql in steps:
+        if (await conn.exec_driver_sql(sql)).rowcount != 1:
+            _check_last_seq(None)
+    return _check_last_seq((await conn.exec_driver_sql(last)).scalar())
+
+
+def _numbered_rows(
+    rows: Sequence[Row], last_seq: int, *, sqlite: bool, naive_utc: bool = False
+) -> list[tuple[Any, ...]]:
     """Rows with their sequence numbers, timestamps in the backend's bind form.
 
     On SQLite that is ``format_utc``'s text; row timestamps are already UTC
-    (validation converts them), so ``isoformat()`` alone gives it.
+    (validation converts them), so ``isoformat()`` alone gives it. On MariaDB
+    (``naive_utc``) it is the naive UTC datetime its DATETIME column holds.
     """
     first = last_seq - len(rows) + 1
     if sqlite:
         return [
             (r[0], r[1], r[2], r[3], r[4], r[5], r[6].isoformat(timespec="microseconds"), seq)
+            for seq, r in enumerate(rows, first)
+        ]
+    if naive_utc:
+        return [
+            (r[0], r[1], r[2], r[3], r[4], r[5], r[6].replace(tzinfo=None), seq)
             for seq, r in enumerate(rows, first)
         ]
     return [(*r, seq) for seq, r in enumerate(rows, first)]
@@ -126,12 +189,14 @@ class EngineSink(Sink):
         self._db = db
         self._sql = str(insert(_table).compile(dialect=db.engine.dialect))
         self._sqlite = db.dialect == "sqlite"
+        self._naive_utc = db.dialect == "mysql"
 
     async def insert(self, rows: Sequence[Row]) -> int:
         async with self._db.begin() as conn:
-            result = await conn.exec_driver_sql(_next_seq_sql(len(rows), self._db.dialect))
-            last_seq = _check_last_seq(result.scalar())
-            params = _numbered_rows(rows, last_seq, sqlite=self._sqlite)
+            last_seq = await reserve_seq(conn, len(rows))
+            params = _numbered_rows(
+                rows, last_seq, sqlite=self._sqlite, naive_utc=self._naive_utc
+            )
             if self._db.dialect == "postgresql" and len(params) >= COPY_MIN_ROWS:
                 # A larger batch goes in with COPY (binary), in the same transaction.
                 driver = (await conn.get_raw_connection()).driver_connection
