@@ -16,6 +16,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import asyncmy  # type: ignore[import-untyped]
 import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
@@ -45,6 +46,18 @@ async def stored_ids(url: str, ids: list[str]) -> set[str]:
             rows = conn.execute("SELECT id, data, timestamp FROM event_log").fetchall()
         finally:
             conn.close()
+    elif make_url(url).get_backend_name() == "mysql":
+        parsed = make_url(url)
+        my = await asyncmy.connect(
+            host=parsed.host, port=parsed.port or 3306, user=parsed.username,
+            password=parsed.password or "", database=parsed.database,
+        )
+        try:
+            async with my.cursor() as cursor:
+                await cursor.execute("SELECT id, data, `timestamp` FROM event_log")
+                rows = list(await cursor.fetchall())
+        finally:
+            my.close()
     else:
         pg = await asyncpg.connect(_dsn(url))
         try:

@@ -210,6 +210,8 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
 
     engine = create_engine(resolve_url(migratable_url))
     sqlite = engine.dialect.name == "sqlite"
+    mariadb = engine.dialect.name in ("mysql", "mariadb")
+    timestamp = engine.dialect.identifier_preparer.quote_identifier("timestamp")
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     # Rows written before the sequence existed, in an order unlike their timestamps.
     rows = [
@@ -217,14 +219,18 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
         for i, m in enumerate((5, 1, 3, 2, 4))
     ]
     insert = sa.text(
-        'INSERT INTO event_log (id, event_type, source, "timestamp") '
+        f"INSERT INTO event_log (id, event_type, source, {timestamp}) "
         "VALUES (:id, 'task.created', 'old', :ts)"
     )
     try:
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0001"))
             for event_id, stamp in rows:
-                ts = stamp.isoformat(timespec="microseconds") if sqlite else stamp
+                ts: object = stamp
+                if sqlite:
+                    ts = stamp.isoformat(timespec="microseconds")
+                elif mariadb:  # DATETIME(6) holds naive UTC
+                    ts = stamp.replace(tzinfo=None)
                 await conn.execute(insert, {"id": event_id, "ts": ts})
         await event_log.upgrade(engine)
         async with engine.connect() as conn:

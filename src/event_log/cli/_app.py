@@ -220,7 +220,8 @@ def _progress(label: str) -> Progress:
     envvar="EVENT_LOG_URL",
     show_envvar=True,
     metavar="URL",
-    help="Database URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB "
+    help="Database URL: sqlite+aiosqlite:///FILE, postgresql+asyncpg://USER@HOST/DB or "
+    "mysql+asyncmy://USER@HOST/DB "
     "(default: sqlite+aiosqlite:///data/events.db).",
 )
 @click.version_option(package_name="event-log", prog_name="event-log")

@@ -48,7 +48,12 @@ __all__ = [
 T = TypeVar("T")
 
 # The async drivers event-log runs on; a bare backend name gets its driver.
-_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+_DRIVERS = {
+    "sqlite": "aiosqlite",
+    "postgresql": "asyncpg",
+    "mysql": "asyncmy",
+    "mariadb": "asyncmy",
+}
 
 
 class CliError(click.ClickException):
@@ -60,8 +65,8 @@ class CliError(click.ClickException):
 def parse_url(text: str | None) -> URL:
     """The database URL: ``text``, else ``$EVENT_LOG_URL``, else the default SQLite file.
 
-    ``sqlite:///x.db`` and ``postgresql://...`` get their async driver; any other
-    backend or driver is a usage error.
+    ``sqlite:///x.db``, ``postgresql://...`` and ``mysql://...`` (MariaDB) get their
+    async driver; any other backend or driver is a usage error.
     """
     try:
         url = resolve_url(text)
@@ -71,7 +76,8 @@ def parse_url(text: str | None) -> URL:
     if backend not in _DRIVERS:
         raise click.BadParameter(
             f"unsupported database {backend!r} in {display_url(url)}: use "
-            "sqlite+aiosqlite:///FILE or postgresql+asyncpg://USER@HOST/DB"
+            "sqlite+aiosqlite:///FILE, postgresql+asyncpg://USER@HOST/DB or "
+            "mysql+asyncmy://USER@HOST/DB"
         )
     driver = url.get_driver_name()
     if url.drivername == backend:
@@ -90,7 +96,7 @@ def display_url(url: URL) -> str:
 
 
 def sqlite_path(url: URL) -> Path | None:
-    """The file of an SQLite file URL; None for PostgreSQL and in-memory SQLite."""
+    """The file of an SQLite file URL; None for servers and in-memory SQLite."""
     if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or not url.database:
         return None
     return Path(url.database).expanduser()

@@ -6,8 +6,9 @@ Importing keeps each event's id and timestamp, which the public API never
 allows (the logger makes ids), so it writes through the logger's engine here,
 the way the logger's own sink does: one transaction reserves sequence numbers
 from ``event_log_sequence`` (its row lock numbers rows in commit order, which
-``follow()`` relies on) and inserts with ``ON CONFLICT (id) DO NOTHING``, so
-importing the same events twice adds nothing. A skipped row leaves a gap in
+``follow()`` relies on) and inserts with ``ON CONFLICT (id) DO NOTHING`` (on
+MariaDB ``ON DUPLICATE KEY UPDATE id = id``), so importing the same events twice
+adds nothing. A skipped row leaves a gap in
 the sequence, which is harmless: followers only need the order.
 """
 
@@ -21,12 +22,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from event_log._engine import backend_name
 from event_log._models import Row
 from event_log._schema import EventRecord
-from event_log._sinks import _check_last_seq, _next_seq_sql, _numbered_rows
+from event_log._sinks import _numbered_rows, reserve_seq
 
 from ._runtime import sqlite_path
 
@@ -38,6 +40,10 @@ _c = _table.c
 
 def _insert_sql(engine: AsyncEngine) -> str:
     dialect = engine.dialect
+    if backend_name(dialect.name) == "mysql":
+        # A no-op update of the key: a duplicate id is skipped, other errors still raise.
+        on_mysql = mysql.insert(_table).on_duplicate_key_update(id=_c.id)
+        return str(on_mysql.compile(dialect=dialect))
     insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
     stmt = insert(_table).on_conflict_do_nothing(index_elements=[_c.id])
     return str(stmt.compile(dialect=dialect))
@@ -48,15 +54,15 @@ async def insert_rows(engine: AsyncEngine, rows: Sequence[Row]) -> int:
     new (rows whose id is already stored are skipped)."""
     if not rows:
         return 0
-    is_sqlite = engine.dialect.name == "sqlite"
+    backend = backend_name(engine.dialect.name)
     async with engine.begin() as conn:
         # On PostgreSQL this also queues the commit's NOTIFY, so followers in other
         # processes see the imported events at once.
-        result = await conn.exec_driver_sql(_next_seq_sql(len(rows), engine.dialect.name))
-        last_seq = _check_last_seq(result.scalar())
-        await conn.exec_driver_sql(
-            _insert_sql(engine), _numbered_rows(rows, last_seq, sqlite=is_sqlite)
+        last_seq = await reserve_seq(conn, len(rows))
+        params = _numbered_rows(
+            rows, last_seq, sqlite=backend == "sqlite", naive_utc=backend == "mysql"
         )
+        await conn.exec_driver_sql(_insert_sql(engine), params)
         # The reserved numbers are ours alone until the commit: those in use are
         # exactly the rows this statement inserted.
         first = last_seq - len(rows) + 1
@@ -83,7 +89,8 @@ class TableStats:
     size_of: str
     by_type: dict[str, int] = field(default_factory=dict)
     # SQLite: the free pages' bytes (freelist_count x page_size) and the auto_vacuum
-    # mode ("none", "full" or "incremental"); PostgreSQL: dead rows of event_log.
+    # mode ("none", "full" or "incremental"); PostgreSQL: dead rows of event_log;
+    # MariaDB: none of these.
     reclaimable_bytes: int | None = None
     auto_vacuum: str | None = None
     dead_rows: int | None = None
@@ -125,6 +132,15 @@ async def table_stats(engine: AsyncEngine) -> TableStats:
                 text(
                     "SELECT pg_total_relation_size('event_log') "
                     "+ pg_total_relation_size('event_log_sequence')"
+                )
+            )
+            size_of = "tables and indexes"
+        if backend_name(engine.dialect.name) == "mysql":
+            size = await conn.scalar(
+                text(
+                    "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() "
+                    "AND table_name IN ('event_log', 'event_log_sequence')"
                 )
             )
             size_of = "tables and indexes"
