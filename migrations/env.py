@@ -10,14 +10,16 @@ Connection across one or more programmatic migration commands").
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
 from event_log._schema import Base
@@ -95,6 +97,15 @@ def _serialize(connection: Connection) -> None:
         )
 
 
+class _IgnoredPrimaryKeyName(logging.Filter):
+    """MariaDB warns that it ignores a PRIMARY KEY constraint's name (it is always
+    PRIMARY); asyncmy logs each server warning. The names matter on the other
+    backends, so the tables keep them, and the warning is dropped here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "ignored for PRIMARY key" not in record.getMessage()
+
+
 def _drop_empty_version_table(connection: Connection) -> None:
     """After a failed upgrade on MariaDB: drop Alembic's version table if it is empty.
 
@@ -112,16 +123,31 @@ def _drop_empty_version_table(connection: Connection) -> None:
 
 @contextmanager
 def _mysql_lock(connection: Connection) -> Iterator[None]:
-    """On MariaDB, hold a named lock (GET_LOCK) around the upgrade; elsewhere nothing.
+    """On MariaDB, run the upgrade under a named lock, without the driver's notes
+    about primary key names; elsewhere nothing."""
+    if connection.dialect.name not in _MYSQL:
+        yield
+        return
+    quiet = _IgnoredPrimaryKeyName()
+    driver_log = logging.getLogger("asyncmy")
+    driver_log.addFilter(quiet)
+    try:
+        with _mysql_named_lock(connection):
+            yield
+    finally:
+        driver_log.removeFilter(quiet)
+
+
+@contextmanager
+def _mysql_named_lock(connection: Connection) -> Iterator[None]:
+    """Hold a named lock (GET_LOCK) around the upgrade, as PostgreSQL's advisory lock.
 
     MariaDB commits DDL as it goes, so there is no transaction to hold a lock
     to its end: a named lock belongs to the session and lasts until released.
     Before releasing it, the upgrade's last revision stamp is committed, so the
-    next upgrader reads the new revision, not the old one.
+    next upgrader reads the new revision, not the old one. A failed upgrade is
+    not undone (see the revisions' docstrings for how the next one copes).
     """
-    if connection.dialect.name not in _MYSQL:
-        yield
-        return
     got = connection.exec_driver_sql(
         f"SELECT GET_LOCK({_MYSQL_LOCK_NAME}, {_MYSQL_LOCK_TIMEOUT_S})"
     ).scalar()
@@ -135,11 +161,15 @@ def _mysql_lock(connection: Connection) -> Iterator[None]:
         # its connection) has nothing left to commit, since DDL committed already.
         connection.exec_driver_sql("COMMIT")
     except BaseException:
-        connection.exec_driver_sql("ROLLBACK")
-        _drop_empty_version_table(connection)
+        # Best effort: the upgrade's own error is the one to report.
+        with suppress(SQLAlchemyError):
+            connection.exec_driver_sql("ROLLBACK")
+            _drop_empty_version_table(connection)
         raise
     finally:
-        connection.exec_driver_sql(f"DO RELEASE_LOCK({_MYSQL_LOCK_NAME})")
+        # A lost connection released the lock with its session.
+        with suppress(SQLAlchemyError):
+            connection.exec_driver_sql(f"DO RELEASE_LOCK({_MYSQL_LOCK_NAME})")
 
 
 def do_run_migrations(connection: Connection) -> None:
