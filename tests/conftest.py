@@ -220,6 +220,12 @@ def postgres_only_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _backend_url(request.param, request, tmp_path)
 
 
+@pytest.fixture(params=[MARIADB])
+def mariadb_only_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty MariaDB database, for the tests of MariaDB's own behaviour."""
+    return _backend_url(request.param, request, tmp_path)
+
+
 @pytest.fixture
 async def log(backend_url: str) -> AsyncIterator[EventLogger]:
     """An open logger with the schema migrated, on each backend in turn."""

@@ -254,6 +254,54 @@ def test_script_location_is_the_checkouts_in_a_source_tree() -> None:
     assert script_location() == REPO_ROOT / "migrations"
 
 
+@pytest.mark.parametrize(
+    "done",
+    [
+        ["ALTER TABLE event_log ADD COLUMN seq BIGINT"],
+        [
+            "ALTER TABLE event_log ADD COLUMN seq BIGINT",
+            "CREATE TABLE event_log_sequence (id INTEGER NOT NULL PRIMARY KEY, "
+            "last_seq BIGINT NOT NULL)",
+            "INSERT INTO event_log_sequence VALUES (1, 0)",
+        ],
+    ],
+    ids=["column-added", "counter-created"],
+)
+async def test_a_half_done_upgrade_completes_on_mariadb(
+    mariadb_only_url: str, done: list[str]
+) -> None:
+    """MariaDB commits DDL as it goes: an upgrade that failed partway through
+    revision 0002 left some of its steps done, and the next upgrade completes it."""
+    url = mariadb_only_url
+    await alembic_on(url, "upgrade", "0001")
+    async with EventLogger.open(url, migrate=False) as log:  # rows without seq
+        pass
+    await execute_on(
+        url,
+        "INSERT INTO event_log (id, event_type, source, `timestamp`) VALUES "
+        "('00000000-0000-7000-8000-000000000002', 'task.created', 'old', '2026-03-01 12:00:02'),"
+        "('00000000-0000-7000-8000-000000000001', 'task.created', 'old', '2026-03-01 12:00:01')",
+        *done,
+    )
+    await event_log.upgrade(url)
+    assert (await schema_at(url))["event_log"] == NEW_INDEXES
+    async with EventLogger.open(url) as log:
+        event = await log.log_event("task.started", "new")
+        events = await log.list_events(newest_first=False)
+        assert [e.id[-1] for e in events.events[:2]] == ["1", "2"]
+        follower = log.follow(cursor="00000000-0000-7000-8000-000000000001")
+        assert [e.id async for e in _first(follower, 2)] == [events.events[1].id, event.id]
+
+
+async def _first(events: Any, count: int) -> Any:
+    async for event in events:
+        yield event
+        count -= 1
+        if count == 0:
+            await events.aclose()
+            return
+
+
 # -- the alembic command line -----------------------------------------------------------------
 
 
