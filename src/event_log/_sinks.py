@@ -205,6 +205,7 @@ class SQLiteFileSink(Sink):
         self._checkpoint_conn: sqlite3.Connection | None = None  # checkpoint thread only
         self._checkpoint_pending: Future[None] | None = None
         self._rows_since_checkpoint = 0
+        self._pages_moved = False  # reclaim steps ran since the last checkpoint
 
     # -- on the writer thread --------------------------------------------------------------
 
@@ -263,14 +264,19 @@ class SQLiteFileSink(Sink):
         if last_seq is None:
             last_seq = await self._on_thread(self._sql, rows)
         self._rows_since_checkpoint += len(rows)
-        pending = self._checkpoint_pending
-        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS and (
-            pending is None or pending.done()
-        ):
-            self._rows_since_checkpoint = 0
-            # In the background; neither the loop nor the next batch waits for it.
-            self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
+        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
+            self._checkpoint_soon()
         return last_seq
+
+    def _checkpoint_soon(self) -> None:
+        """Start a checkpoint in the background unless one is running.
+
+        Neither the loop nor the next batch waits for it.
+        """
+        pending = self._checkpoint_pending
+        if pending is None or pending.done():
+            self._rows_since_checkpoint = 0
+            self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
 
     def _reclaim_on_thread(self, pages: int) -> int:
         if self._thread_conn is None:
@@ -280,10 +286,11 @@ class SQLiteFileSink(Sink):
         mode, free = conn.execute("PRAGMA auto_vacuum").fetchone()[0], _freelist(conn)
         if mode != 2 or not free:  # 2: INCREMENTAL
             return 0
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
-            conn.execute("COMMIT")
+            # incremental_vacuum frees one page per step of its statement, and the
+            # sqlite3 module steps a statement without result columns only once
+            # (one page per call); a script is stepped to the end.
+            conn.executescript(f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -292,7 +299,14 @@ class SQLiteFileSink(Sink):
 
     async def reclaim(self, pages: int) -> int:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._reclaim_on_thread, pages)
+        freed = await loop.run_in_executor(self._executor, self._reclaim_on_thread, pages)
+        self._pages_moved = self._pages_moved or freed > 0
+        if freed < pages and self._pages_moved:
+            # The last step: the file only gets shorter when a checkpoint copies
+            # the moved pages back, so start one now rather than after 20k rows.
+            self._pages_moved = False
+            self._checkpoint_soon()
+        return freed
 
     async def execute(self, statement: UpdateBase) -> int:
         # Literal binds: the only values here are our own cutoff and batch size.
