@@ -170,6 +170,24 @@ HISTOGRAMS: dict[str, tuple[Callable[[EventLogger], Awaitable[object]], str]] = 
         ),
         "SEARCH event_log USING INDEX ix_event_log_timestamp_id",
     ),
+    "by type": (
+        lambda log: log.get_event_histogram(
+            since=T0,
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            by="event_type",
+        ),
+        "ix_event_log_event_type_timestamp_id (event_type=? AND timestamp>? AND timestamp<?)",
+    ),
+    "by agent": (
+        lambda log: log.get_event_histogram(
+            since=T0,
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            by="agent_id",
+        ),
+        "ix_event_log_agent_id_timestamp_id (agent_id=? AND timestamp>? AND timestamp<?)",
+    ),
 }
 
 

@@ -474,7 +474,7 @@ class EventLogger:
         for row in rows:
             index, count = int(row[0]), int(row[-1])
             group = row[1] if by is not None else None
-            if 0 <= index < grid.count:
+            if count and 0 <= index < grid.count:
                 key = "" if group is None else str(group)
                 counts[index][key] = counts[index].get(key, 0) + count
         return [

@@ -36,9 +36,11 @@ from sqlalchemy import (
     literal,
     literal_column,
     not_,
+    null,
     or_,
     select,
     tuple_,
+    union_all,
     values,
 )
 
@@ -367,6 +369,8 @@ def summary_statement(since: datetime, dialect: str) -> AnySelect:
 
 MAX_BUCKETS = 1000
 HISTOGRAM_GROUPS = ("event_type", "source", "agent_id")
+# Groups whose column leads an index: SQLite counts their ranges per bucket.
+_INDEX_LED_BY = frozenset({"event_type", "agent_id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,12 +472,30 @@ def _ranged_histogram(flt: EventFilter, grid: BucketGrid, by: str | None) -> Any
         counted = select(func.count()).where(*in_bucket).scalar_subquery()
         return select(b.i, counted).select_from(buckets)
     group = getattr(_c, by)
-    return (
-        select(b.i, group, func.count())
+    if by not in _INDEX_LED_BY:
+        return (
+            select(b.i, group, func.count())
+            .select_from(buckets)
+            .join(_table, and_(*in_bucket))
+            .group_by(b.i, group)
+        )
+    # The column leads an index ending in (timestamp, id): count each (bucket,
+    # value) range of that index. The values come from a skip scan (a recursive
+    # CTE of "next larger value" seeks), not from reading rows.
+    seed = select(func.min(group).label("v")).cte("grouped", recursive=True)
+    prev = seed.alias("prev")
+    next_value = select(func.min(group)).where(group > prev.c.v).scalar_subquery()
+    grouped = seed.union_all(select(next_value).where(prev.c.v.is_not(None)))
+    per_value = select(func.count()).where(group == grouped.c.v, *in_bucket).scalar_subquery()
+    counted_values = (
+        select(b.i, grouped.c.v, per_value)
         .select_from(buckets)
-        .join(_table, and_(*in_bucket))
-        .group_by(b.i, group)
+        .join(grouped, grouped.c.v.is_not(None))
     )
+    if not _c[by].nullable:
+        return counted_values
+    per_null = select(func.count()).where(group.is_(None), *in_bucket).scalar_subquery()
+    return union_all(counted_values, select(b.i, null(), per_null).select_from(buckets))  # type: ignore[return-value]
 
 
 def prune_batch_statement(
