@@ -30,6 +30,7 @@ import event_log
 from . import postgres
 from .common import DATA_DIR, ROOT, remove_sqlite_files, sqlite_url
 from .dataset import ensure_dataset
+from .histogram import EVERY, run_histogram
 from .prune import WRITERS, run_prune
 from .reads import COMMON_TYPE, FILTER_TYPE, run_reads
 from .report import Row, Target, at_least, below, render, write_json
@@ -303,12 +304,21 @@ def _measure_reads_and_prune(rows: list[Row], cfg: Config, data_dir: Path) -> No
             below("max_batch_ms", 50, "batch < 50 ms"),
         ),
     )
-    rows.extend([*read_rows, prune_row])
+    reclaim_row = Row(
+        "prune.reclaim",
+        "prune",
+        f"prune + reclaim_space: file size after pruning half of {cfg.read_rows:,} rows",
+        targets=(
+            at_least("shrink_pct", 40, "shrinks >= 40%"),
+            below("max_step_ms", 50, "lock held < 50 ms"),
+        ),
+    )
+    rows.extend([*read_rows, prune_row, reclaim_row])
     _progress(f"read database: {cfg.read_rows:,} rows (cached under {data_dir}) ...")
     try:
         dataset = ensure_dataset(cfg.read_rows, data_dir)
     except Exception as exc:  # reported as an ERROR row; the run goes on
-        for row in [*read_rows, prune_row]:
+        for row in [*read_rows, prune_row, reclaim_row]:
             row.status, row.note = "error", f"no read database: {exc}"
         return
 
@@ -341,15 +351,64 @@ def _measure_reads_and_prune(rows: list[Row], cfg: Config, data_dir: Path) -> No
         scratch.mkdir(parents=True, exist_ok=True)
         prune_row.metrics = asyncio.run(run_prune(dataset, scratch / "prune.db"))
     except Exception as exc:  # reported as an ERROR row; the run goes on
-        prune_row.status, prune_row.note = "error", str(exc)
+        for row in (prune_row, reclaim_row):
+            row.status, row.note = "error", str(exc)
         _progress(f"  failed: {exc}")
     else:
         m = prune_row.metrics
+        reclaim_row.metrics = {
+            key: m[key]
+            for key in (
+                "size_before_mb",
+                "size_after_mb",
+                "shrink_pct",
+                "reclaim_steps",
+                "max_reclaim_step_ms",
+                "max_step_ms",
+            )
+        }
+        reclaim_row.note = (
+            f"{m['size_before_mb']:.0f} MB -> {m['size_after_mb']:.0f} MB; "
+            f"{m['reclaim_steps']} reclaim steps (longest {m['max_reclaim_step_ms']:.1f} ms), "
+            f"{m['batches']} prune batches; longest step of either {m['max_step_ms']:.1f} ms"
+        )
         prune_row.note = (
             f"{m['log_event_calls']:,} log_event calls during the prune (p50 "
             f"{m['log_event_p50_ms']:.2f} ms, max {m['log_event_max_ms']:.1f} ms); "
             f"median batch {m['p50_batch_ms']:.1f} ms; batches timed by {m['batch_timing']}"
         )
+
+
+def _measure_histogram(rows: list[Row], cfg: Config, data_dir: Path) -> None:
+    every = f"{EVERY.total_seconds() / 60:.0f}-minute"
+    plain = Row(
+        "histogram.day",
+        "histogram",
+        f"get_event_histogram: {cfg.read_rows:,} rows in a day, {every} buckets",
+        targets=(below("p50_ms", 50, "< 50 ms"), at_least("index", 1, "index plan")),
+    )
+    by_type = Row(
+        "histogram.by_type",
+        "histogram",
+        "the same, by='event_type' (info)",
+        targets=(),
+    )
+    rows.extend([plain, by_type])
+    _progress(f"histogram database: {cfg.read_rows:,} rows in one day ...")
+    try:
+        dataset = ensure_dataset(cfg.read_rows, data_dir, span_days=1)
+        results = asyncio.run(run_histogram(dataset, runs=cfg.runs))
+    except Exception as exc:  # reported as an ERROR row; the run goes on
+        for row in (plain, by_type):
+            row.status, row.note = "error", str(exc)
+        _progress(f"  failed: {exc}")
+        return
+    plain.metrics, by_type.metrics = results["plain"], results["by_type"]
+    plan = str(plain.metrics.pop("plan"))
+    plain.note = (
+        f"{plain.metrics['rows_in_day']:,} rows in {plain.metrics['buckets']} buckets; plan: {plan}"
+    )
+    by_type.note = f"{by_type.metrics['runs']} runs"
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -441,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_version = _measure_postgres(rows, cfg, None if args.skip_postgres else args.postgres_url)
     _measure_memory(rows, cfg, data_dir)
     _measure_reads_and_prune(rows, cfg, data_dir)
+    _measure_histogram(rows, cfg, data_dir)
 
     meta: dict[str, Any] = {
         "mode": cfg.mode,

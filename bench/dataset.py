@@ -11,6 +11,8 @@ failure, status changes and system notes, then completed or, for 7%, failed)
 spread over a few minutes to six hours; task starts are uniform over the 30 days
 before the build, so ~1/720 of the rows (~1,400 of a million) fall into the last
 hour; tasks still running at build time are cut off there, as in a live log.
+``ensure_dataset(rows, span_days=1)`` packs the same shape into one day (the
+histogram benchmark's million rows in a day).
 About 1% of rows are agent events without a task (joined, left, status
 changes). 500 agents; data is a small JSON object per event. A 1,000,000-row
 database has ~10,000 tasks.
@@ -69,6 +71,7 @@ class Dataset:
     built_at: datetime
     tasks: tuple[str, ...]  # a sample of task ids with full stories
     agents: tuple[str, ...]
+    span_days: int = SPAN_DAYS  # the events' time span, ending at built_at
 
     @property
     def url(self) -> str:
@@ -79,18 +82,21 @@ class Dataset:
         return datetime.now(UTC) - self.built_at
 
 
-def _paths(rows: int, data_dir: Path) -> tuple[Path, Path]:
-    db = data_dir / f"reads-{rows}.db"
+def _paths(rows: int, data_dir: Path, span_days: int = SPAN_DAYS) -> tuple[Path, Path]:
+    suffix = "" if span_days == SPAN_DAYS else f"-{span_days}d"
+    db = data_dir / f"reads-{rows}{suffix}.db"
     return db, db.with_suffix(".json")
 
 
-def _load(rows: int, data_dir: Path) -> Dataset | None:
-    db, meta_path = _paths(rows, data_dir)
+def _load(rows: int, data_dir: Path, span_days: int) -> Dataset | None:
+    db, meta_path = _paths(rows, data_dir, span_days)
     if not db.exists() or not meta_path.exists():
         return None
     try:
         meta = json.loads(meta_path.read_text())
         if meta["format"] != FORMAT or meta["rows"] != rows:
+            return None
+        if meta.get("span_days", SPAN_DAYS) != span_days:
             return None
         return Dataset(
             path=db,
@@ -98,31 +104,35 @@ def _load(rows: int, data_dir: Path) -> Dataset | None:
             built_at=datetime.fromisoformat(meta["built_at"]),
             tasks=tuple(meta["tasks"]),
             agents=tuple(meta["agents"]),
+            span_days=span_days,
         )
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def ensure_dataset(rows: int, data_dir: Path = DATA_DIR, *, timeout: float = 900) -> Dataset:
-    """The cached ``rows``-event database, built first (in a subprocess) when needed.
+def ensure_dataset(
+    rows: int, data_dir: Path = DATA_DIR, *, span_days: int = SPAN_DAYS, timeout: float = 900
+) -> Dataset:
+    """The cached ``rows``-event database over ``span_days``, built first (in a subprocess)
+    when needed.
 
     The schema is brought to the newest revision either way, so a cache made
     before a new migration still matches the code under test.
     """
-    dataset = _load(rows, data_dir)
+    dataset = _load(rows, data_dir, span_days)
     if dataset is None:
-        db, _ = _paths(rows, data_dir)
+        db, _ = _paths(rows, data_dir, span_days)
         data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         subprocess.run(
-            [sys.executable, "-m", "bench.dataset", str(db), str(rows)],
+            [sys.executable, "-m", "bench.dataset", str(db), str(rows), str(span_days)],
             cwd=ROOT,
             env=env,
             check=True,
             timeout=timeout,
         )
-        dataset = _load(rows, data_dir)
+        dataset = _load(rows, data_dir, span_days)
         if dataset is None:
             raise RuntimeError(f"building the read database {db} left no usable cache")
     asyncio.run(event_log.upgrade(dataset.url))
@@ -192,8 +202,10 @@ def _uuid7(ms: int, rand: int) -> str:
 Pending = tuple[int, str, str, str | None, str | None, str | None]
 
 
-def _generate(rows: int, now_us: int, rng: random.Random) -> tuple[list[Pending], list[str]]:
-    span_us = SPAN_DAYS * 86_400 * 1_000_000
+def _generate(
+    rows: int, now_us: int, rng: random.Random, span_days: int
+) -> tuple[list[Pending], list[str]]:
+    span_us = span_days * 86_400 * 1_000_000
     encode = json.JSONEncoder(separators=(",", ":")).encode
     events: list[Pending] = []
     sample: list[str] = []
@@ -265,7 +277,7 @@ def _create_first_revision(url: str) -> None:
     )
 
 
-def build(path: Path, rows: int, *, seed: int = 17) -> Dataset:
+def build(path: Path, rows: int, *, span_days: int = SPAN_DAYS, seed: int = 17) -> Dataset:
     """Build the read database at ``path`` (replacing it) and its JSON sidecar."""
     started = perf_counter()
     tmp = path.with_name(path.name + ".building")
@@ -275,7 +287,7 @@ def build(path: Path, rows: int, *, seed: int = 17) -> Dataset:
     built_at = datetime.now(UTC).replace(microsecond=0)
     now_us = (built_at - _EPOCH) // timedelta(microseconds=1)
     rng = random.Random(seed)
-    events, sample = _generate(rows, now_us, rng)
+    events, sample = _generate(rows, now_us, rng, span_days)
 
     conn = sqlite3.connect(tmp, isolation_level=None)
     try:
@@ -302,28 +314,34 @@ def build(path: Path, rows: int, *, seed: int = 17) -> Dataset:
     remove_sqlite_files(path)
     os.replace(tmp, path)
     remove_sqlite_files(tmp)
-    _, meta_path = _paths(rows, path.parent)
+    _, meta_path = _paths(rows, path.parent, span_days)
     meta = {
         "format": FORMAT,
         "rows": rows,
+        "span_days": span_days,
         "built_at": built_at.isoformat(),
         "tasks": sample,
         "agents": list(AGENTS),
         "build_seconds": round(perf_counter() - started, 1),
     }
     meta_path.write_text(json.dumps(meta, indent=1))
-    return Dataset(path, rows, built_at, tuple(sample), AGENTS)
+    return Dataset(path, rows, built_at, tuple(sample), AGENTS, span_days)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m bench.dataset PATH ROWS", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m bench.dataset PATH ROWS [SPAN_DAYS]", file=sys.stderr)
         return 2
     path, rows = Path(args[0]), int(args[1])
+    span_days = int(args[2]) if len(args) == 3 else SPAN_DAYS
     started = perf_counter()
-    print(f"building the {rows:,}-row read database {path} ...", file=sys.stderr, flush=True)
-    build(path, rows)
+    print(
+        f"building the {rows:,}-row read database {path} ({span_days} days) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    build(path, rows, span_days=span_days)
     print(f"built in {perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return 0
 

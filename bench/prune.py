@@ -16,12 +16,20 @@ Each prune batch is timed where it runs, whichever way the logger sends it:
 - through a stdlib ``sqlite3`` connection of its own (the logger's SQLite file
   sink does that): while the prune runs, ``sqlite3.connect`` hands out a
   :class:`sqlite3.Connection` subclass (its public ``factory`` argument) that
-  times, on the thread running it, each DELETE from the statement's start to
-  the end of the COMMIT that follows: the time the batch holds the write lock
-  after acquiring it.
+  times, on the thread running it, each write transaction from the moment
+  ``BEGIN IMMEDIATE`` has the write lock to the end of its ``COMMIT``: the time
+  the step holds the lock. Transactions are told apart by their first
+  statement: DELETE (a prune batch) or ``PRAGMA incremental_vacuum`` (a reclaim
+  step).
 
 Whichever saw the DELETEs is reported (``batch_timing``); when neither did, the
 batch columns are empty and the note says so rather than showing a made-up zero.
+
+``prune_events`` hands the freed pages back (``reclaim_space``) before it
+returns. The file's size before the prune and after the logger closes (its last
+connection checkpoints the WAL, which is when the file is truncated) gives the
+shrink; the longest prune batch or reclaim step is the longest the write lock
+was held by the whole path.
 """
 
 from __future__ import annotations
@@ -101,19 +109,30 @@ def _is(statement: str, keyword: str) -> bool:
     return statement.lstrip()[: len(keyword)].upper() == keyword
 
 
+_STEP_KINDS = {"DELETE": "delete", "PRAGMA INCREMENTAL_VACUUM": "reclaim"}
+
+
 @contextmanager
-def _time_sqlite3_deletes(durations: list[float]) -> Iterator[None]:
-    """Time DELETE ... COMMIT on every stdlib ``sqlite3`` connection opened meanwhile."""
+def _time_sqlite3_transactions(durations: dict[str, list[float]]) -> Iterator[None]:
+    """Time, per kind, the write transactions of every stdlib ``sqlite3`` connection opened
+    meanwhile, from the lock (``BEGIN IMMEDIATE`` returned) to the end of ``COMMIT``."""
 
     class TimedConnection(sqlite3.Connection):
         _bench_t0: float | None = None
+        _bench_kind: str | None = None
 
         def execute(self, sql: str, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
-            if _is(sql, "DELETE"):
-                self._bench_t0 = perf_counter()
             cursor = super().execute(sql, *args, **kwargs)
+            if _is(sql, "BEGIN IMMEDIATE"):
+                self._bench_t0, self._bench_kind = perf_counter(), None
+            elif self._bench_t0 is not None and self._bench_kind is None:
+                self._bench_kind = next(
+                    (kind for head, kind in _STEP_KINDS.items() if _is(sql, head)), "other"
+                )
             if self._bench_t0 is not None and _is(sql, "COMMIT"):
-                durations.append(perf_counter() - self._bench_t0)
+                durations.setdefault(self._bench_kind or "other", []).append(
+                    perf_counter() - self._bench_t0
+                )
                 self._bench_t0 = None
             return cursor
 
@@ -134,12 +153,13 @@ def _time_sqlite3_deletes(durations: list[float]) -> Iterator[None]:
 async def run_prune(dataset: Dataset, scratch: Path) -> dict[str, Any]:
     """Copy the dataset to ``scratch``, prune half of it under load, return the measurements."""
     _copy_database(dataset.path, scratch)
+    size_before = _file_bytes(scratch)
     older_than_days = SPAN_DAYS / 2 + dataset.age() / timedelta(days=1)
     engine_batches: list[float] = []
-    driver_batches: list[float] = []
+    driver_steps: dict[str, list[float]] = {}
     latencies: array[float] = array("d")
     try:
-        with _time_sqlite3_deletes(driver_batches):
+        with _time_sqlite3_transactions(driver_steps):
             async with EventLogger.open(sqlite_url(scratch), migrate=False) as log:
                 engine = log.engine.sync_engine
 
@@ -157,8 +177,11 @@ async def run_prune(dataset: Dataset, scratch: Path) -> dict[str, Any]:
                 deleted, seconds, remaining, logged = await _prune_under_load(
                     log, older_than_days, latencies
                 )
+        size_after = _file_bytes(scratch)
     finally:
         remove_sqlite_files(scratch)
+    driver_batches = driver_steps.get("delete", [])
+    reclaim_steps = driver_steps.get("reclaim", [])
     if engine_batches:
         batch_times, timing = engine_batches, "SQLAlchemy cursor events (DELETE statement)"
     elif driver_batches:
@@ -181,4 +204,18 @@ async def run_prune(dataset: Dataset, scratch: Path) -> dict[str, Any]:
         "log_event_max_ms": lat["max_ms"],
         "writers": WRITERS,
         "batch_timing": timing,
+        "size_before_mb": size_before / 2**20,
+        "size_after_mb": size_after / 2**20,
+        "shrink_pct": 100 * (1 - size_after / size_before),
+        "reclaim_steps": len(reclaim_steps),
+        "max_reclaim_step_ms": max(reclaim_steps) * 1000 if reclaim_steps else float("nan"),
+        "max_step_ms": max([*batch_times, *reclaim_steps]) * 1000
+        if batch_times or reclaim_steps
+        else float("nan"),
     }
+
+
+def _file_bytes(path: Path) -> int:
+    """The database file and its WAL: what the database takes on disk."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)

@@ -28,7 +28,7 @@ from event_log import EventLogger, EventType
 from .common import summarize_ms
 from .dataset import Dataset
 
-__all__ = ["COMMON_TYPE", "FILTER_TYPE", "run_reads"]
+__all__ = ["COMMON_TYPE", "FILTER_TYPE", "measure", "run_reads"]
 
 WARM_UP = 3
 FILTER_TYPE = EventType.TASK_FAILED  # a selective filter (~0.07% of rows)
@@ -40,7 +40,7 @@ _OFFSET_SQL = (
 )
 
 
-async def _measure(runs: int, call: Callable[[int], Awaitable[object]]) -> dict[str, Any]:
+async def measure(runs: int, call: Callable[[int], Awaitable[object]]) -> dict[str, Any]:
     """Warm up, then time ``runs`` calls; ``call(i)`` gets the run's index."""
     for i in range(WARM_UP):
         await call(i)
@@ -84,17 +84,17 @@ async def run_reads(dataset: Dataset, *, runs: int, offset_runs: int) -> dict[st
                 events = await log.get_task_events(tasks[i % len(tasks)])
                 timeline_sizes.append(len(events))
 
-            results["timeline"] = await _measure(runs, timeline)
+            results["timeline"] = await measure(runs, timeline)
             results["timeline"]["events_per_call"] = sum(timeline_sizes) / len(timeline_sizes)
 
-            results["agent_latest"] = await _measure(
+            results["agent_latest"] = await measure(
                 runs,
                 lambda i: log.get_agent_events(agents[(i * 37) % len(agents)], limit=100),
             )
             summary = await log.get_event_summary(minutes)
-            results["summary"] = await _measure(runs, lambda i: log.get_event_summary(minutes))
+            results["summary"] = await measure(runs, lambda i: log.get_event_summary(minutes))
             results["summary"]["events_in_window"] = sum(summary.values())
-            results["keyset_page"] = await _measure(
+            results["keyset_page"] = await measure(
                 runs, lambda i: log.list_events(limit=100, cursor=cursor)
             )
             results["keyset_page"]["depth"] = depth
@@ -102,14 +102,14 @@ async def run_reads(dataset: Dataset, *, runs: int, offset_runs: int) -> dict[st
             async def offset_page(i: int) -> None:
                 raw.execute(_OFFSET_SQL, (depth,)).fetchall()
 
-            results["offset_page"] = await _measure(offset_runs, offset_page)
+            results["offset_page"] = await measure(offset_runs, offset_page)
             results["offset_page"]["depth"] = depth
             for key, kind in (("count_filtered", FILTER_TYPE), ("count_common", COMMON_TYPE)):
 
                 async def count(i: int, kind: str = kind) -> int:
                     return await log.count_events(event_type=kind)
 
-                results[key] = await _measure(runs, count)
+                results[key] = await measure(runs, count)
                 results[key]["matched"] = await log.count_events(event_type=kind)
     finally:
         raw.close()

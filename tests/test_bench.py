@@ -35,6 +35,9 @@ EXPECTED_ROWS = (
     "reads.count_filtered",
     "reads.count_common",
     "prune.during_logging",
+    "prune.reclaim",
+    "histogram.day",
+    "histogram.by_type",
 )
 
 
@@ -79,6 +82,13 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
     assert rows["memory.emit_1m"]["metrics"]["events"] == 50_000
     assert rows["reads.keyset_page"]["metrics"]["depth"] == 10_000
     assert rows["prune.during_logging"]["metrics"]["deleted"] > 0
+    reclaim = rows["prune.reclaim"]["metrics"]
+    assert reclaim["size_after_mb"] < reclaim["size_before_mb"]
+    assert reclaim["reclaim_steps"] > 0
+    histogram = rows["histogram.day"]["metrics"]
+    assert histogram["rows_in_day"] > 19_000
+    assert histogram["buckets"] >= 288
+    assert histogram["index"] == 1
     # The table went to stdout, with a line per row.
     assert "Targets met:" in proc.stdout
     assert proc.stdout.count("\n") > len(EXPECTED_ROWS)

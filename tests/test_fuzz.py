@@ -925,7 +925,7 @@ async def test_histogram_returns_buckets_or_raises_value_error(
 ) -> None:
     if log.engine.dialect.name == "postgresql" and isinstance(every, timedelta):
         assume(every <= INT32_MICROSECONDS)
-    await seed(log)
+    events = await seed(log)
     try:
         buckets = await log.get_event_histogram(
             since=since, until=until, every=every, by=by, source=source
@@ -948,6 +948,18 @@ async def test_histogram_returns_buckets_or_raises_value_error(
         assert sum(b.total for b in buckets) == await log.count_events(
             since=since, until=until, source=source
         )
+        # Every bucket, and every group in it, against a count in Python.
+        for bucket in buckets:
+            inside = [
+                e
+                for e in events
+                if max(bucket.start, since) <= e.timestamp < min(bucket.end, until)
+                and (source is None or e.source == source)
+            ]
+            assert bucket.total == len(inside)
+            if by is not None:
+                expected = Counter(str(getattr(e, by) or "") for e in inside)
+                assert bucket.counts == dict(expected)
 
 
 # -- follow() ---------------------------------------------------------------------------------

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from event_log import EventLogger
 
@@ -105,3 +109,68 @@ async def test_bad_arguments_raise_value_error(log: EventLogger, kwargs: dict) -
         await log.get_event_histogram(since=T0, **kwargs)
     with pytest.raises(ValueError, match="aware"):
         await log.get_event_histogram(since=datetime(2026, 1, 1), every=timedelta(minutes=5))
+
+
+EVERIES = [timedelta(seconds=7), timedelta(minutes=1), timedelta(minutes=5), timedelta(hours=1)]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    offsets=st.lists(
+        st.one_of(
+            st.integers(-600, 7800).map(lambda s: timedelta(seconds=s)),
+            st.integers(-2, 26).map(lambda k: timedelta(minutes=5 * k)),  # on boundaries
+            st.integers(-2, 26).map(lambda k: timedelta(minutes=5 * k, microseconds=-1)),
+        ),
+        max_size=40,
+    ),
+    kinds=st.lists(st.sampled_from(["task.created", "task.failed", "tool.called"]), min_size=1),
+    agents=st.lists(st.sampled_from([None, "a1", "a2", "b"]), min_size=1),
+    since_s=st.integers(-300, 3600),
+    length_s=st.integers(1, 7200),
+    every=st.sampled_from(EVERIES),
+    by=st.sampled_from([None, "event_type", "agent_id", "source"]),
+)
+async def test_every_bucket_matches_a_count_in_python(
+    log: EventLogger,
+    offsets: list[timedelta],
+    kinds: list[str],
+    agents: list[str | None],
+    since_s: int,
+    length_s: int,
+    every: timedelta,
+    by: str | None,
+) -> None:
+    task = f"h{uuid.uuid4().hex}"  # this example's events only
+    events = await log.log_events(
+        [
+            {
+                "event_type": kinds[i % len(kinds)],
+                "source": f"s{i % 3}",
+                "task_id": task,
+                "agent_id": agents[i % len(agents)],
+                "timestamp": T0 + offset,
+            }
+            for i, offset in enumerate(offsets)
+        ]
+    )
+    since = T0 + timedelta(seconds=since_s)
+    until = since + timedelta(seconds=length_s)
+    if -(-(until - since) // every) + 1 > 1000:
+        return
+    buckets = await log.get_event_histogram(
+        since=since, until=until, every=every, by=by, task_id=task
+    )
+    assert buckets[0].start <= since < buckets[0].end
+    assert buckets[-1].start < until <= buckets[-1].end
+    for bucket in buckets:
+        inside = [
+            e for e in events if max(bucket.start, since) <= e.timestamp < min(bucket.end, until)
+        ]
+        assert bucket.total == len(inside)
+        expected = {} if by is None else dict(Counter(str(getattr(e, by) or "") for e in inside))
+        assert bucket.counts == expected

@@ -39,7 +39,7 @@ async def planned(tmp_path: Path) -> AsyncIterator[tuple[EventLogger, list[str]]
         )
 
         def explain(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-            if statement.lstrip().upper().startswith(("SELECT", "DELETE")):
+            if statement.lstrip().upper().startswith(("SELECT", "DELETE", "WITH")):
                 cursor.execute("EXPLAIN QUERY PLAN " + statement, params)
                 rows = cursor.fetchall()
                 plans.append("\n".join(str(row[-1]) for row in rows))
@@ -142,3 +142,61 @@ async def test_the_check_catches_a_full_scan(planned: tuple[EventLogger, list[st
         assert_indexed("SCAN event_log")
     with pytest.raises(AssertionError):
         assert_indexed("SEARCH event_log USING INDEX x (a=?)\nUSE TEMP B-TREE FOR ORDER BY")
+
+
+HISTOGRAMS: dict[str, tuple[Callable[[EventLogger], Awaitable[object]], str]] = {
+    "plain": (
+        lambda log: log.get_event_histogram(
+            since=T0, until=T0 + timedelta(minutes=30), every=timedelta(minutes=5)
+        ),
+        "SEARCH event_log USING COVERING INDEX ix_event_log_timestamp_id",
+    ),
+    "one type": (
+        lambda log: log.get_event_histogram(
+            since=T0,
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            event_type="tool.called",
+        ),
+        "SEARCH event_log USING COVERING INDEX ix_event_log_event_type_timestamp_id",
+    ),
+    "type prefix by source": (
+        lambda log: log.get_event_histogram(
+            since=T0 + timedelta(seconds=7),
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            event_type="task.*",
+            by="source",
+        ),
+        "SEARCH event_log USING INDEX ix_event_log_timestamp_id",
+    ),
+    "by type": (
+        lambda log: log.get_event_histogram(
+            since=T0,
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            by="event_type",
+        ),
+        "ix_event_log_event_type_timestamp_id (event_type=? AND timestamp>? AND timestamp<?)",
+    ),
+    "by agent": (
+        lambda log: log.get_event_histogram(
+            since=T0,
+            until=T0 + timedelta(minutes=30),
+            every=timedelta(minutes=5),
+            by="agent_id",
+        ),
+        "ix_event_log_agent_id_timestamp_id (agent_id=? AND timestamp>? AND timestamp<?)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HISTOGRAMS))
+async def test_histogram_counts_index_ranges_per_bucket(
+    planned: tuple[EventLogger, list[str]], name: str
+) -> None:
+    # One range of the index per bucket: no row's bucket is computed, nothing is scanned.
+    call, search = HISTOGRAMS[name]
+    plan = await plan_of(planned, call)
+    assert_indexed(plan)
+    assert search in plan, plan

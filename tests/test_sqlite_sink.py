@@ -120,3 +120,48 @@ async def test_prune_gives_the_freed_space_back_to_the_file_system(tmp_path: Pat
         assert after <= before * 0.6, (before, after)
         assert await log.count_events() == 10_000
         assert await log.reclaim_space() == 0  # nothing left to give back
+
+
+async def test_each_reclaim_step_frees_a_full_step_of_pages_and_the_file_shrinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the sqlite3 module stepped PRAGMA incremental_vacuum once, so
+    # every step freed one page and reclaiming took a transaction per page.
+    from event_log import _logger
+
+    monkeypatch.setattr(_logger, "RECLAIM_PAGES_PER_STEP", 100)
+    steps: list[int] = []
+    reclaim = sinks.SQLiteFileSink.reclaim
+
+    async def counted(self: sinks.SQLiteFileSink, pages: int) -> int:
+        freed = await reclaim(self, pages)
+        steps.append(freed)
+        return freed
+
+    monkeypatch.setattr(sinks.SQLiteFileSink, "reclaim", counted)
+    path = tmp_path / "steps.db"
+    async with EventLogger.open(f"sqlite+aiosqlite:///{path}") as log:
+        await log.log_events(
+            [{"event_type": "tool.called", "source": "a", "data": {"pad": "x" * 500}}] * 5_000
+        )
+        await log.flush()
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("DELETE FROM event_log")
+        free = other.execute("PRAGMA freelist_count").fetchone()[0]
+        assert free > 300
+        size_before = path.stat().st_size
+
+        assert await log.reclaim_space() == free
+        # Steps are bounded by count and by time, so only their shape is certain.
+        assert sum(steps) == free
+        assert steps[-1] == 0
+        assert max(steps) <= 100
+        assert max(steps) > 1
+        assert other.execute("PRAGMA freelist_count").fetchone() == (0,)
+        # The last step started a checkpoint, which makes the file itself shorter.
+        for _ in range(100):
+            if path.stat().st_size < size_before / 2:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size < size_before / 2
+        other.close()

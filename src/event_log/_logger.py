@@ -474,7 +474,7 @@ class EventLogger:
         for row in rows:
             index, count = int(row[0]), int(row[-1])
             group = row[1] if by is not None else None
-            if 0 <= index < grid.count:
+            if count and 0 <= index < grid.count:
                 key = "" if group is None else str(group)
                 counts[index][key] = counts[index].get(key, 0) + count
         return [
@@ -589,11 +589,11 @@ class EventLogger:
         """Hand the pages pruning freed back to the file system; return how many.
 
         SQLite files made by this version use incremental auto-vacuum: the
-        freed pages go back in steps of ``RECLAIM_PAGES_PER_STEP``, each its
-        own short transaction in the writer's queue, so writers wait at most
-        one step. Older SQLite files (``PRAGMA auto_vacuum = INCREMENTAL; VACUUM``
-        once switches them) and
-        PostgreSQL (``VACUUM`` / autovacuum, or partitions) return 0.
+        freed pages go back in steps of at most ``RECLAIM_PAGES_PER_STEP``
+        pages and about 10 ms, each its own transaction in the writer's queue,
+        so writers wait at most one step. Older SQLite files (``PRAGMA
+        auto_vacuum = INCREMENTAL; VACUUM`` once switches them) and PostgreSQL
+        (``VACUUM`` / autovacuum, or partitions) return 0.
         """
         self._check_open()
         reclaimed = 0

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -175,6 +176,7 @@ class Sink(ABC):
         """Give up to ``pages`` free pages back to the file system; return how many.
 
         Only SQLite files in incremental auto-vacuum mode have anything to give.
+        A step may stop short of ``pages`` to keep its hold on the write lock short.
         """
         return 0
 
@@ -218,6 +220,8 @@ class EngineSink(Sink):
 INLINE_MAX_ROWS = 8
 # Rows written between two checkpoints (run on the thread; a few MB of WAL).
 CHECKPOINT_EVERY_ROWS = 20_000
+# The longest a reclaim step moves pages while holding the write lock.
+RECLAIM_STEP_SECONDS = 0.01
 
 
 def _connect(path: str, pragmas: Sequence[str]) -> sqlite3.Connection:
@@ -270,6 +274,7 @@ class SQLiteFileSink(Sink):
         self._checkpoint_conn: sqlite3.Connection | None = None  # checkpoint thread only
         self._checkpoint_pending: Future[None] | None = None
         self._rows_since_checkpoint = 0
+        self._pages_moved = False  # reclaim steps ran since the last checkpoint
 
     # -- on the writer thread --------------------------------------------------------------
 
@@ -328,36 +333,59 @@ class SQLiteFileSink(Sink):
         if last_seq is None:
             last_seq = await self._on_thread(self._sql, rows)
         self._rows_since_checkpoint += len(rows)
-        pending = self._checkpoint_pending
-        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS and (
-            pending is None or pending.done()
-        ):
-            self._rows_since_checkpoint = 0
-            # In the background; neither the loop nor the next batch waits for it.
-            self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
+        if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
+            self._checkpoint_soon()
         return last_seq
 
-    def _reclaim_on_thread(self, pages: int) -> int:
+    def _checkpoint_soon(self) -> None:
+        """Start a checkpoint in the background unless one is running.
+
+        Neither the loop nor the next batch waits for it.
+        """
+        pending = self._checkpoint_pending
+        if pending is None or pending.done():
+            self._rows_since_checkpoint = 0
+            self._checkpoint_pending = self._checkpointer.submit(self._checkpoint)
+
+    def _reclaim_on_thread(self, pages: int) -> tuple[int, int]:
+        """One reclaim step: (pages freed, free pages left)."""
         if self._thread_conn is None:
             pragmas = [*sqlite_pragmas(memory=False), "PRAGMA wal_autocheckpoint = 0"]
             self._thread_conn = _connect(self._path, pragmas)
         conn = self._thread_conn
         mode, free = conn.execute("PRAGMA auto_vacuum").fetchone()[0], _freelist(conn)
         if mode != 2 or not free:  # 2: INCREMENTAL
-            return 0
+            return 0, free
+        # Moving a page costs from microseconds to a millisecond (it rewrites the
+        # page's parent and pointer-map entries), so a step is bounded by time as
+        # well as by count: a page at a time until RECLAIM_STEP_SECONDS have passed.
+        # incremental_vacuum(1) is complete in one step of its statement, which is
+        # all the sqlite3 module runs of a statement that returns no rows.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+            deadline = time.perf_counter() + RECLAIM_STEP_SECONDS
+            for _ in range(min(pages, free)):
+                conn.execute("PRAGMA incremental_vacuum(1)")
+                if time.perf_counter() >= deadline:
+                    break
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        return free - _freelist(conn)
+        left = _freelist(conn)
+        return free - left, left
 
     async def reclaim(self, pages: int) -> int:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._reclaim_on_thread, pages)
+        freed, left = await loop.run_in_executor(self._executor, self._reclaim_on_thread, pages)
+        self._pages_moved = self._pages_moved or freed > 0
+        if not left and self._pages_moved:
+            # The last step: the file only gets shorter when a checkpoint copies
+            # the moved pages back, so start one now rather than after 20k rows.
+            self._pages_moved = False
+            self._checkpoint_soon()
+        return freed
 
     async def execute(self, statement: UpdateBase) -> int:
         # Literal binds: the only values here are our own cutoff and batch size.
