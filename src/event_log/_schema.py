@@ -172,7 +172,7 @@ class EventSequence(Base):
 
     Every write transaction first adds its row count to ``last_seq`` and
     numbers its rows from the result. The row lock that UPDATE takes is held
-    to the commit, so on PostgreSQL a second writer can only number its rows
+    to the commit, so on PostgreSQL and MariaDB a second writer can only number its rows
     after the first has committed (SQLite writers are serialised anyway):
     ``seq`` order is commit order, across loggers and processes. Timestamps
     and UUIDv7 ids are not: a transaction that began earlier can commit
