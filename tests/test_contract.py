@@ -421,6 +421,21 @@ async def test_prefix_filter_treats_underscore_literally(log: EventLogger) -> No
     assert await log.count_events(event_type="agent_x.*") == 1
 
 
+# Text that a case-insensitive, accent-insensitive or pad-space collation would
+# confuse (MariaDB's default utf8mb4_general_ci would match all of them).
+LOOKALIKES = ["agent", "Agent", "AGENT", "agent ", "agént", "age\u0301nt", "agent\t"]
+
+
+async def test_text_filters_match_exactly(log: EventLogger) -> None:
+    for name in LOOKALIKES:
+        await log.log_event("task.created", name, task_id=name, agent_id=name)
+    for name in LOOKALIKES:
+        assert [e.source for e in (await log.list_events(source=name)).events] == [name]
+        assert [e.task_id for e in await log.get_task_events(name)] == [name]
+        assert [e.agent_id for e in await log.get_agent_events(name)] == [name]
+        assert await log.count_events(exclude_source=name) == len(LOOKALIKES) - 1
+
+
 @pytest.mark.parametrize(
     ("filters", "error"),
     [
