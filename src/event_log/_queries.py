@@ -437,9 +437,7 @@ def histogram_statement(
         # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
         seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
         # 64-bit binds: an hour is more microseconds than an int32 holds.
-        bucket = func.floor(
-            seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger)
-        )
+        bucket = func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
     keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
     return (
         select(*keys, func.count())
