@@ -14,7 +14,7 @@ import hmac
 import math
 import re
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -39,6 +39,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from ._data_filters import DataFilter
 from ._errors import InvalidCursorError
 from ._models import Event, trusted_event
 from ._schema import EventRecord, EventSequence
@@ -219,6 +220,7 @@ class EventFilter:
     until: datetime | None = None
     exclude_types: TypeSpec | None = None
     exclude_sources: tuple[str, ...] = ()
+    data: DataFilter | None = None
 
     @classmethod
     def build(
@@ -232,6 +234,8 @@ class EventFilter:
         until: datetime | None = None,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> EventFilter:
         """Validate user filters; anything unusable raises ``ValueError``."""
         excluded_sources: tuple[str, ...] = ()
@@ -251,6 +255,7 @@ class EventFilter:
                 else TypeSpec.parse("exclude_event_type", exclude_event_type)
             ),
             exclude_sources=excluded_sources,
+            data=DataFilter.build(data_contains, data_where),
         )
 
     def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
@@ -283,6 +288,8 @@ class EventFilter:
             where.append(_c.timestamp >= self.since)
         if self.until is not None:
             where.append(_c.timestamp < self.until)
+        if self.data is not None:
+            where.extend(self.data.clauses(_c.data, dialect))
         return where
 
 
