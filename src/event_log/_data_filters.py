@@ -40,6 +40,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from ._errors import InvalidEventError
 from ._models import DEFAULT_MAX_DATA_BYTES, encode_data
@@ -157,7 +158,8 @@ class DataFilter:
         if contains is not None:
             if not isinstance(contains, Mapping):
                 raise ValueError(
-                    f"data_contains must be a mapping (a JSON object), not {type(contains).__name__}"
+                    "data_contains must be a mapping (a JSON object), "
+                    f"not {type(contains).__name__}"
                 )
             try:
                 plain, text = encode_data(contains, DEFAULT_MAX_DATA_BYTES)
@@ -218,7 +220,9 @@ def _postgres_compare(column: ColumnElement[Any], comparison: Comparison) -> Col
         return and_(same_type, compare(text_value, literal(value, Text)))
     # jsonb compares numbers numerically (1 = 1.0), booleans and null by value; the
     # type test first keeps other types out (jsonb orders across types).
-    encoded = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    encoded = (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    )
     return and_(same_type, compare(field, _jsonb(encoded)))
 
 
@@ -227,12 +231,12 @@ def _postgres_compare(column: ColumnElement[Any], comparison: Comparison) -> Col
 _NUMBER_TYPES = ("integer", "real")
 
 
-def _each(document: ColumnElement[Any]) -> Any:
+def _each(document: ColumnElement[Any]) -> TableValuedAlias:
     """``json_each(document)`` as a FROM item with its key, value and type columns."""
     return func.json_each(document).table_valued("key", "value", "type").alias()
 
 
-def _sqlite_scalar(entry: Any, value: Scalar) -> ColumnElement[bool]:
+def _sqlite_scalar(entry: TableValuedAlias, value: Scalar) -> ColumnElement[bool]:
     """``entry`` (a json_each row) is this scalar, JSON type respected."""
     if value is None:
         return entry.c.type == "null"
@@ -243,7 +247,7 @@ def _sqlite_scalar(entry: Any, value: Scalar) -> ColumnElement[bool]:
     return and_(entry.c.type == "text", entry.c.value == literal(value, Text))
 
 
-def _sqlite_element(entry: Any, value: Any) -> ColumnElement[bool]:
+def _sqlite_element(entry: TableValuedAlias, value: Any) -> ColumnElement[bool]:
     """``entry`` contains ``value`` (jsonb containment of one member)."""
     if isinstance(value, dict | list):
         kind = "object" if isinstance(value, dict) else "array"
@@ -268,7 +272,9 @@ def _sqlite_members(document: ColumnElement[Any], value: Any) -> list[ColumnElem
     else:
         for member in value:
             entry = _each(document)
-            found.append(select(1).select_from(entry).where(_sqlite_element(entry, member)).exists())
+            found.append(
+                select(1).select_from(entry).where(_sqlite_element(entry, member)).exists()
+            )
     return found
 
 
@@ -288,7 +294,11 @@ def _sqlite_compare(column: ColumnElement[Any], comparison: Comparison) -> Colum
             # Another boolean is the other value; another null does not exist.
             matched = false() if value is None else _sqlite_scalar(entry, not value)
     else:
-        kind = entry.c.type.in_(_NUMBER_TYPES) if not isinstance(value, str) else entry.c.type == "text"
+        kind = (
+            entry.c.type.in_(_NUMBER_TYPES)
+            if not isinstance(value, str)
+            else entry.c.type == "text"
+        )
         operand = literal(value, Text) if isinstance(value, str) else literal(value)
         matched = and_(kind, _COMPARE[op](entry.c.value, operand))
     return (
@@ -297,4 +307,3 @@ def _sqlite_compare(column: ColumnElement[Any], comparison: Comparison) -> Colum
         .where(entry.c.key == literal(comparison.key, Text), matched)
         .exists()
     )
-
