@@ -105,7 +105,8 @@ def cases(draw: st.DrawFn) -> tuple[list[Any], dict[str, Any] | None, list[Any]]
     contains_filter = draw(st.one_of(st.none(), source, source))
     pairs = [(k, v) for d in objects for k, v in d.items() if kind(v) not in ("object", "array")]
     where: list[Any] = []
-    for _ in range(draw(st.integers(0, 1) if contains_filter is not None else st.integers(1, 2))):
+    conditions = st.integers(0, 1) if contains_filter is not None else st.integers(1, 2)
+    for _ in range(draw(conditions)):
         key, value = draw(st.tuples(st.sampled_from(KEYS), scalars))
         if pairs and draw(st.integers(0, 3)):
             key, value = draw(st.sampled_from(pairs))  # a key and value some event has
