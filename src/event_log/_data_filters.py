@@ -43,7 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from ._errors import InvalidEventError
-from ._models import DEFAULT_MAX_DATA_BYTES, encode_data
+from ._models import DEFAULT_MAX_DATA_BYTES, encode_data, storable_text
 
 __all__ = ["OPERATORS", "Comparison", "DataFilter"]
 
@@ -113,10 +113,8 @@ def _scalar(key: str, op: str, value: object) -> Scalar:
 
 
 def _check_text(name: str, value: str) -> None:
-    try:
-        encode_data({"": value}, DEFAULT_MAX_DATA_BYTES)
-    except InvalidEventError:
-        raise ValueError(f"{name} must be text without NUL characters or lone surrogates") from None
+    if not storable_text(value):
+        raise ValueError(f"{name} must be text without NUL characters or lone surrogates")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from sqlalchemy import (
 
 from ._data_filters import DataFilter
 from ._errors import InvalidCursorError
-from ._models import Event, trusted_event
+from ._models import Event, storable_text, trusted_event
 from ._schema import EventRecord, EventSequence
 from ._types import is_valid_event_type
 
@@ -107,17 +107,6 @@ def _aware(name: str, value: object) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"{name} {value!r} is out of range in UTC") from None
-
-
-def storable_text(value: str) -> bool:
-    """Whether both backends can store (and so compare) this text: no NUL, valid UTF-8."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
 
 
 def _filter_text(name: str, value: object) -> str | None:
