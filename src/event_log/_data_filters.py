@@ -45,10 +45,11 @@ from sqlalchemy.sql.selectable import TableValuedAlias
 from ._errors import InvalidEventError
 from ._models import DEFAULT_MAX_DATA_BYTES, encode_data, storable_text
 
-__all__ = ["OPERATORS", "Comparison", "DataFilter"]
+__all__ = ["COMPARISONS", "OPERATORS", "Comparison", "DataFilter"]
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
-_COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+# Python's comparisons build SQL from columns (and compare plain values in tests).
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "=": operator.eq,
     "!=": operator.ne,
     "<": operator.lt,
@@ -211,7 +212,7 @@ def _postgres_compare(column: ColumnElement[Any], comparison: Comparison) -> Col
     key, value = literal(comparison.key, Text), comparison.value
     field = column.op("->", return_type=JSONB)(key)
     same_type = func.jsonb_typeof(field) == _JSONB_TYPE[type(value)]
-    compare = _COMPARE[comparison.op]
+    compare = COMPARISONS[comparison.op]
     if isinstance(value, str):
         # Code point order whatever the database's collation, as on SQLite.
         text_value = column.op("->>", return_type=Text)(key).collate("C")
@@ -298,7 +299,7 @@ def _sqlite_compare(column: ColumnElement[Any], comparison: Comparison) -> Colum
             else entry.c.type == "text"
         )
         operand = literal(value, Text) if isinstance(value, str) else literal(value)
-        matched = and_(kind, _COMPARE[op](entry.c.value, operand))
+        matched = and_(kind, COMPARISONS[op](entry.c.value, operand))
     return (
         select(1)
         .select_from(entry)
