@@ -189,7 +189,7 @@ class DataFilter:
                 assert self.contains_json is not None
                 where.append(column.op("@>", return_type=Boolean)(_jsonb(self.contains_json)))
             else:
-                where.append(_sqlite_contains(column, func.json_type(column), self.contains))
+                where.append(_sqlite_contains(column, self.contains))
         for comparison in self.where:
             where.append(
                 _postgres_compare(column, comparison)
@@ -277,11 +277,9 @@ def _sqlite_members(document: ColumnElement[Any], value: Any) -> list[ColumnElem
     return found
 
 
-def _sqlite_contains(
-    document: ColumnElement[Any], kind: ColumnElement[Any], value: dict[str, Any]
-) -> ColumnElement[bool]:
+def _sqlite_contains(column: ColumnElement[Any], value: dict[str, Any]) -> ColumnElement[bool]:
     """The data column contains ``value`` (NULL data never does)."""
-    return and_(kind == "object", *_sqlite_members(document, value))
+    return and_(func.json_type(column) == "object", *_sqlite_members(column, value))
 
 
 def _sqlite_compare(column: ColumnElement[Any], comparison: Comparison) -> ColumnElement[bool]:

@@ -149,18 +149,6 @@ def _check_types(ctx: click.Context, param: click.Parameter, values: Sequence[st
     return types
 
 
-def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise click.BadParameter("must be a JSON object, like '{\"bid_sats\": 420}'")
-    return data
-
-
 def _data_contains(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
     """``--data-contains``: a JSON object the library accepts as a filter."""
     data = _json_object(ctx, param, value)
@@ -431,6 +419,18 @@ def db_index_data(settings: _Settings) -> None:
 
 
 # -- writing ------------------------------------------------------------------------------
+
+
+def _json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter("must be a JSON object, like '{\"bid_sats\": 420}'")
+    return data
 
 
 @app.command("log")
