@@ -787,6 +787,7 @@ BAD_DATA_FILTERS = [
     pytest.param({"data_contains": {"x": 2**64}}, "64 bits", id="contains-big-int"),
     pytest.param({"data_contains": {"x": list(range(200))}}, "more than", id="contains-too-many"),
     pytest.param({"data_contains": {"x": [[[[[[[[[1]]]]]]]]]}}, "nested", id="contains-deep"),
+    pytest.param({"data_contains": {"x": "y" * 70_000}}, "at most 65536", id="contains-too-big"),
     pytest.param({"data_where": ("a", "=", 1)}, "triples", id="where-one-triple-flat"),
     pytest.param({"data_where": "a=1"}, "sequence", id="where-string"),
     pytest.param({"data_where": {"a": 1}}, "sequence", id="where-mapping"),
