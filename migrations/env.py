@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from event_log._data_index import is_optional_index
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
 from event_log._schema import Base
 
@@ -95,6 +96,13 @@ def _serialize(connection: Connection) -> None:
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
         )
+
+
+def _include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Comparisons (``db check``) leave out the optional GIN index on data (_data_index)."""
+    return not (type_ == "index" and reflected and is_optional_index(name))
 
 
 class _IgnoredPrimaryKeyName(logging.Filter):
@@ -176,6 +184,7 @@ def do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         # One transaction for the whole upgrade on SQLite and PostgreSQL (see

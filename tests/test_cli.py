@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from cli_helpers import cli, fails, ok
 from event_log import Event, EventLogger
 from event_log.cli._times import parse_duration, parse_time
+from event_log.cli._where import parse_where
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -141,6 +142,7 @@ COMMANDS = [
     ["db", "current"],
     ["db", "history"],
     ["db", "check"],
+    ["db", "index-data"],
     ["log"],
     ["query"],
     ["task"],
@@ -331,6 +333,67 @@ def test_query_filters_and_formats(filled: str) -> None:
     fails(cli(url, "query", "--limit", "0"), 2, "--limit")
     fails(cli(url, "query", "--all", "--limit", "5"), 2, "--all")
     fails(cli(url, "query", "-F", "xml"), 2, "xml")
+
+
+def test_parse_where() -> None:
+    assert parse_where("bid_sats>100") == ("bid_sats", ">", 100)
+    assert parse_where(" bid_sats >= 1.5 ") == ("bid_sats", ">=", 1.5)
+    assert parse_where("model=gpt-4") == ("model", "=", "gpt-4")
+    assert parse_where('model="42"') == ("model", "=", "42")
+    assert parse_where("n=42") == ("n", "=", 42)
+    assert parse_where("ok!=true") == ("ok", "!=", True)
+    assert parse_where("x=null") == ("x", "=", None)
+    assert parse_where("x<=NaN") == ("x", "<=", "NaN")
+    assert parse_where("a!b<z") == ("a!b", "<", "z")
+    assert parse_where("x=a=b") == ("x", "=", "a=b")
+    assert parse_where("x=") == ("x", "=", "")
+    with pytest.raises(ValueError, match="KEY OP VALUE"):
+        parse_where("bid_sats")
+    with pytest.raises(ValueError, match="key"):
+        parse_where(" >= 3")
+
+
+def test_query_tail_and_export_filter_on_data(filled: str) -> None:
+    url = filled
+
+    def sources(command: str, *args: str) -> list[str]:
+        out = ok(cli(url, command, *args, *(["-o", "-"] if command == "export" else []))).stdout
+        return [e["source"] for e in json_lines(out)]
+
+    assert sources("query", "--where", "bid_sats>40") == ["a-2"]
+    assert sources("query", "--where", "bid_sats >= 40", "--where", "bid_sats<50") == [
+        "coordinator",
+        "a-1",
+    ]
+    assert sources("query", "--data-contains", '{"bid_sats": 40}', "--type", "bid.*") == ["a-1"]
+    assert sources("query", "--data-contains", '{"nested": {"x": [null]}}') == ["a-1"]
+    assert sources("query", "--where", "tool=web_search", "--oldest-first") == ["a-1", "a-1"]
+    assert sources("query", "--where", 'reward="100"') == []  # a string is not a number
+    assert sources("tail", "-n", "5", "--where", "bid_sats=40") == ["a-1", "coordinator"]
+    assert sources("export", "--data-contains", '{"error": "crashed"}') == ["coordinator"]
+
+    fails(cli(url, "query", "--where", "bid_sats"), 2, "--where", "KEY OP VALUE")
+    fails(cli(url, "query", "--where", "=5"), 2, "--where", "key")
+    fails(cli(url, "query", "--where", "ok<true"), 2, "--where", "= or !=")
+    fails(cli(url, "query", "--where", "x=[1]"), 2, "--where", "str, int, float")
+    fails(cli(url, "query", "--where", "x>1e999"), 2, "--where", "finite")
+    fails(cli(url, "tail", "--data-contains", "[1]"), 2, "--data-contains", "JSON object")
+    fails(cli(url, "query", "--data-contains", "{nope"), 2, "--data-contains", "not valid JSON")
+    fails(cli(url, "export", "-o", "-", "--data-contains", '{"x": NaN}'), 2, "NaN")
+
+
+def test_db_index_data(url: str) -> None:
+    out = ok(cli(url, "db", "index-data")).stdout
+    if url.startswith("sqlite"):
+        assert "Nothing to build" in out
+        return
+    assert "Built ix_event_log_data_gin" in out
+    assert "already exists" in ok(cli(url, "db", "index-data")).stdout
+    ok(cli(url, "db", "check"))  # the optional index is not drift
+
+
+def test_db_index_data_needs_the_schema(postgres_only_url: str) -> None:
+    fails(cli(postgres_only_url, "db", "index-data"), 1, "event-log db upgrade")
 
 
 def test_query_all_pages_through_with_cursors(url: str) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from event_log import (
     NewEvent,
     Page,
 )
+from event_log._follow import Follower
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -616,3 +620,218 @@ async def test_failed_batch_does_not_fail_other_callers(log: EventLogger) -> Non
     assert results[1:] == [None] * 5
     assert await log.count_events() == 6
     assert (log.stats.written, log.stats.failed) == (6, 1)
+
+
+# -- data filters ------------------------------------------------------------------------------
+
+DOCS: dict[str, dict[str, object] | None] = {
+    "int": {"bid_sats": 42, "model": "gpt-4"},
+    "float": {"bid_sats": 42.0, "model": "gpt-3.5"},
+    "big": {"bid_sats": 420, "model": "claude"},
+    "true": {"bid_sats": True, "flag": True},
+    "one": {"bid_sats": 1, "flag": 1},
+    "text": {"bid_sats": "42", "model": "Zeta"},
+    "null": {"bid_sats": None, "flag": False},
+    "nested": {"o": {"p": {"q": 1, "r": [1, 2]}, "s": "x"}, "model": "ünï"},
+    "arrays": {"tags": ["a", "b", {"k": [1, 2]}, [3, 4]], "n": [1.5, None, True]},
+    "keys": {"a.b": 1, 'say "hi"': 2, "with space": 3, "ключ": 4, "$.x[0]": 5, "": 6},
+    "empty": {},
+    "none": None,
+}
+
+
+async def seed_docs(log: EventLogger) -> dict[str, str]:
+    """One event per document of DOCS; label by event id."""
+    events = await log.log_events(
+        [
+            {"event_type": "bid.submitted", "source": label, "data": data,
+             "timestamp": T0 + timedelta(seconds=i), "task_id": f"t{i % 2}"}
+            for i, (label, data) in enumerate(DOCS.items())
+        ]
+    )
+    return {e.id: e.source for e in events}
+
+
+async def labels(log: EventLogger, **filters: object) -> set[str]:
+    page = await log.list_events(limit=1000, **filters)  # type: ignore[arg-type]
+    found = {e.source for e in page.events}
+    assert await log.count_events(**filters) == len(page.events)  # type: ignore[arg-type]
+    return found
+
+
+CONTAINS_CASES = [
+    pytest.param({"bid_sats": 42}, {"int", "float"}, id="int-equals-float"),
+    pytest.param({"bid_sats": 42.0}, {"int", "float"}, id="float-equals-int"),
+    pytest.param({"bid_sats": True}, {"true"}, id="true-is-not-1"),
+    pytest.param({"bid_sats": 1}, {"one"}, id="1-is-not-true"),
+    pytest.param({"bid_sats": "42"}, {"text"}, id="string-is-not-number"),
+    pytest.param({"bid_sats": None}, {"null"}, id="null-value"),
+    pytest.param({"flag": False}, {"null"}, id="false"),
+    pytest.param({"bid_sats": 42, "model": "gpt-4"}, {"int"}, id="two-keys"),
+    pytest.param({"missing": None}, set(), id="missing-key-is-not-null"),
+    pytest.param({"o": {"p": {"q": 1}}}, {"nested"}, id="nested"),
+    pytest.param({"o": {"p": {}}}, {"nested"}, id="nested-empty-object"),
+    pytest.param({"o": {"p": {"q": 2}}}, set(), id="nested-other-value"),
+    pytest.param({"o": {"p": {"r": [2]}}}, {"nested"}, id="nested-array-subset"),
+    pytest.param({"o": {"p": {"r": 1}}}, set(), id="array-is-not-its-element"),
+    pytest.param({"o": {"s": {}}}, set(), id="string-is-not-object"),
+    pytest.param({"tags": ["b", "a", "a"]}, {"arrays"}, id="array-any-order-duplicates"),
+    pytest.param({"tags": []}, {"arrays"}, id="empty-array"),
+    pytest.param({"tags": [{"k": [2]}]}, {"arrays"}, id="object-in-array"),
+    pytest.param({"tags": [{}]}, {"arrays"}, id="empty-object-in-array"),
+    pytest.param({"tags": [[4]]}, {"arrays"}, id="array-in-array"),
+    pytest.param({"tags": [3]}, set(), id="nested-array-element-is-not-outer"),
+    pytest.param({"tags": ["c"]}, set(), id="absent-element"),
+    pytest.param({"n": [None, True, 1.5]}, {"arrays"}, id="scalars-in-array"),
+    pytest.param({"n": [1]}, set(), id="true-in-array-is-not-1"),
+    pytest.param({"tags": {}}, set(), id="array-is-not-object"),
+    pytest.param({"a.b": 1}, {"keys"}, id="key-with-dot"),
+    pytest.param({'say "hi"': 2}, {"keys"}, id="key-with-quotes"),
+    pytest.param({"with space": 3, "ключ": 4}, {"keys"}, id="key-space-unicode"),
+    pytest.param({"$.x[0]": 5, "": 6}, {"keys"}, id="key-like-a-path-and-empty"),
+    pytest.param({"model": "ünï"}, {"nested"}, id="unicode-value"),
+    pytest.param({}, set(DOCS) - {"none"}, id="empty-matches-all-with-data"),
+]
+
+
+@pytest.mark.parametrize(("contains", "expected"), CONTAINS_CASES)
+async def test_data_contains(
+    log: EventLogger, contains: dict[str, object], expected: set[str]
+) -> None:
+    await seed_docs(log)
+    assert await labels(log, data_contains=contains) == expected
+
+
+WHERE_CASES = [
+    pytest.param([("bid_sats", "=", 42)], {"int", "float"}, id="eq-number"),
+    pytest.param([("bid_sats", ">", 41.5)], {"int", "float", "big"}, id="gt-float"),
+    pytest.param([("bid_sats", ">=", 42)], {"int", "float", "big"}, id="ge"),
+    pytest.param([("bid_sats", "<", 42)], {"one"}, id="lt-skips-true-and-text"),
+    pytest.param([("bid_sats", "<=", 1)], {"one"}, id="le"),
+    pytest.param([("bid_sats", "!=", 42)], {"big", "one"}, id="ne-number-same-type-only"),
+    pytest.param([("bid_sats", "=", "42")], {"text"}, id="eq-string"),
+    pytest.param([("bid_sats", "=", True)], {"true"}, id="eq-true"),
+    pytest.param([("flag", "!=", True)], {"null"}, id="ne-true-is-false"),
+    pytest.param([("bid_sats", "=", None)], {"null"}, id="eq-null"),
+    pytest.param([("bid_sats", "!=", None)], set(), id="ne-null-matches-nothing"),
+    pytest.param([("model", "<", "gpt-4")], {"float", "text", "big"}, id="string-code-points"),
+    pytest.param([("model", ">", "gpt-4")], {"nested"}, id="string-beyond-ascii"),
+    pytest.param([("model", "!=", "gpt-4")], {"float", "big", "text", "nested"}, id="ne-string"),
+    pytest.param([("missing", "!=", 1)], set(), id="missing-key-never-matches"),
+    pytest.param([("o", "=", 1)], set(), id="object-is-no-number"),
+    pytest.param([("a.b", "=", 1), ('say "hi"', ">", 1)], {"keys"}, id="odd-keys"),
+    pytest.param([("", "=", 6)], {"keys"}, id="empty-key"),
+    pytest.param([("bid_sats", ">", 10), ("bid_sats", "<", 100)], {"int", "float"}, id="range"),
+]
+
+
+@pytest.mark.parametrize(("where", "expected"), WHERE_CASES)
+async def test_data_where(
+    log: EventLogger, where: list[tuple[str, str, object]], expected: set[str]
+) -> None:
+    await seed_docs(log)
+    assert await labels(log, data_where=where) == expected
+
+
+async def test_data_filters_combine_with_each_other_and_other_filters(log: EventLogger) -> None:
+    await seed_docs(log)
+    both = {"data_contains": {"bid_sats": 42}, "data_where": [("model", "=", "gpt-4")]}
+    assert await labels(log, **both) == {"int"}
+    # "int" is event 0 (task t0), "float" event 1 (task t1).
+    assert await labels(log, data_contains={"bid_sats": 42}, task_id="t1") == {"float"}
+    assert await labels(log, data_contains={"bid_sats": 42}, since=T0 + timedelta(seconds=1)) == {
+        "float"
+    }
+    assert await labels(log, data_where=[("bid_sats", ">", 0)], exclude_source="big") == {
+        "int",
+        "float",
+        "one",
+    }
+    assert await labels(log, data_contains={"bid_sats": 42}, event_type="task.*") == set()
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+async def test_keyset_pages_with_a_data_filter(log: EventLogger, newest_first: bool) -> None:
+    stored = await log.log_events(
+        [
+            {"event_type": "bid.submitted", "source": "a", "timestamp": T0, "data": {"i": i % 3}}
+            for i in range(30)
+        ]
+    )
+    seen = await all_pages(log, limit=4, newest_first=newest_first, data_where=[("i", "=", 1)])
+    expected = sorted(
+        (e for e in stored if e.data == {"i": 1}),
+        key=lambda e: (e.timestamp, e.id),
+        reverse=newest_first,
+    )
+    assert [e.id for e in seen] == [e.id for e in expected]
+    assert len(seen) == 10
+
+
+async def test_follow_with_a_data_filter(log: EventLogger) -> None:
+    start = await log.log_event("bid.submitted", "a", data={"bid_sats": 50, "won": True})
+    # From an event id: whether the next ones are replayed or live, none is missed.
+    follower = log.follow(
+        cursor=start.id, data_contains={"won": True}, data_where=[("bid_sats", ">", 10)]
+    )
+    first = asyncio.ensure_future(anext(follower))
+    await log.log_event("bid.submitted", "a", data={"bid_sats": 50, "won": False})
+    await log.log_event("bid.submitted", "a", data={"bid_sats": 5, "won": True})
+    wanted = await log.log_event("bid.submitted", "a", data={"bid_sats": 50, "won": True})
+    assert (await asyncio.wait_for(first, 5)).id == wanted.id
+    assert isinstance(follower, Follower)
+    await follower.aclose()
+
+
+async def test_histogram_with_a_data_filter(log: EventLogger) -> None:
+    await seed_docs(log)
+    buckets = await log.get_event_histogram(
+        since=T0, until=T0 + timedelta(minutes=1), every=timedelta(minutes=1),
+        data_contains={"bid_sats": 42},
+    )
+    assert sum(b.total for b in buckets) == 2
+
+
+BAD_DATA_FILTERS = [
+    pytest.param({"data_contains": [1]}, "mapping", id="contains-not-mapping"),
+    pytest.param({"data_contains": "{}"}, "mapping", id="contains-string"),
+    pytest.param({"data_contains": {1: 2}}, "keys must be strings", id="contains-int-key"),
+    pytest.param({"data_contains": {"x": math.nan}}, "NaN", id="contains-nan"),
+    pytest.param({"data_contains": {"x": object()}}, "serialisable", id="contains-object"),
+    pytest.param({"data_contains": {"x": "a\x00"}}, "NUL", id="contains-nul"),
+    pytest.param({"data_contains": {"x": 2**64}}, "64 bits", id="contains-big-int"),
+    pytest.param({"data_contains": {"x": list(range(200))}}, "more than", id="contains-too-many"),
+    pytest.param({"data_contains": {"x": [[[[[[[[[1]]]]]]]]]}}, "nested", id="contains-deep"),
+    pytest.param({"data_contains": {"x": "y" * 70_000}}, "at most 65536", id="contains-too-big"),
+    pytest.param({"data_where": ("a", "=", 1)}, "triples", id="where-one-triple-flat"),
+    pytest.param({"data_where": "a=1"}, "sequence", id="where-string"),
+    pytest.param({"data_where": {"a": 1}}, "sequence", id="where-mapping"),
+    pytest.param({"data_where": [("a", "=")]}, "triples", id="where-pair"),
+    pytest.param({"data_where": [(1, "=", 1)]}, "keys must be strings", id="where-int-key"),
+    pytest.param({"data_where": [("a\x00", "=", 1)]}, "NUL", id="where-nul-key"),
+    pytest.param({"data_where": [("a", "==", 1)]}, "operator '=='", id="where-bad-op"),
+    pytest.param({"data_where": [("a", "like", "x")]}, "not one of", id="where-like"),
+    pytest.param({"data_where": [("a", "<", True)]}, "= or !=", id="where-bool-order"),
+    pytest.param({"data_where": [("a", ">=", None)]}, "= or !=", id="where-null-order"),
+    pytest.param({"data_where": [("a", "=", [1])]}, "str, int, float", id="where-list"),
+    pytest.param({"data_where": [("a", "=", {"b": 1})]}, "str, int, float", id="where-dict"),
+    pytest.param({"data_where": [("a", "<", math.inf)]}, "finite", id="where-inf"),
+    pytest.param({"data_where": [("a", "=", math.nan)]}, "finite", id="where-nan"),
+    pytest.param({"data_where": [("a", "=", 2**63)]}, "64 bits", id="where-big-int"),
+    pytest.param({"data_where": [("a", "=", "\ud800")]}, "surrogates", id="where-surrogate"),
+    pytest.param({"data_where": [("a", "=", Decimal(1))]}, "Decimal", id="where-decimal"),
+]
+
+
+@pytest.mark.parametrize(("filters", "message"), BAD_DATA_FILTERS)
+async def test_bad_data_filters_raise_value_error(
+    log: EventLogger, filters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await log.list_events(**filters)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await log.count_events(**filters)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        log.follow(**filters)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        await log.get_event_histogram(since=T0, every=timedelta(days=1000), **filters)

@@ -96,6 +96,12 @@ LISTINGS: dict[str, tuple[Callable[[EventLogger], Awaitable[object]], bool]] = {
     "count by type": (lambda log: log.count_events(event_type="bid.submitted"), True),
     "count by task": (lambda log: log.count_events(task_id="t3"), True),
     "count since": (lambda log: log.count_events(since=T0 + timedelta(minutes=20)), True),
+    "list by data": (lambda log: log.list_events(data_contains={"k": {"x": [1]}}), False),
+    "list by data key": (lambda log: log.list_events(data_where=[("k", ">", 1)]), False),
+    "list by task and data": (
+        lambda log: log.list_events(task_id="t1", data_where=[("k", "=", "v")]),
+        True,
+    ),
     "get event": (lambda log: log.get_event("0190a000-0000-7000-8000-000000000000"), True),
 }
 

@@ -121,6 +121,10 @@ async def test_list_events_newest_first_with_every_filter(log, client):
     assert await q(oldest_first="true") == [e.id for e in events]
     assert await q(limit=2) == newest_first[:2]
     assert await q(source="nobody") == []
+    assert await q(data_contains='{"n": 4}') == pick(lambda e: e.data == {"n": 4})
+    assert await q(data_contains="{}", type="task.*") == pick(
+        lambda e: e.event_type.startswith("task.")
+    )
 
 
 def timezone_plus_two() -> Any:
@@ -265,6 +269,11 @@ async def test_summary_rejects_bad_windows(client, params, status):
         ("/events", {"since": "1.5e9"}, 422),
         ("/events", {"oldest_first": "maybe"}, 422),
         ("/events", {"since": "0001-01-01T00:00:00+05:00"}, 400),  # before year 1 in UTC
+        ("/events", {"data_contains": "{nope"}, 400),
+        ("/events", {"data_contains": "[1]"}, 400),
+        ("/events", {"data_contains": '{"x": NaN}'}, 400),
+        ("/events", {"data_contains": '{"x": 1e999}'}, 400),
+        ("/stream", {"data_contains": "1"}, 400),
         ("/stream", {"type": "Bad"}, 400),
         ("/stream", {"cursor": "forged"}, 400),
         ("/stream", {"since": "2026-03-01"}, 422),
@@ -360,6 +369,7 @@ async def test_openapi_schema_describes_every_route(client):
         "agent_id",
         "since",
         "until",
+        "data_contains",
         "limit",
         "cursor",
         "oldest_first",
@@ -513,12 +523,19 @@ async def test_stream_sends_events_as_they_commit(log, server):
 async def test_stream_filters_and_heartbeats(log, server):
     async with httpx.AsyncClient(base_url=server, timeout=5) as http:
         response, sse = await open_stream(
-            http, "/stream", params={"type": ["tool.*", "task.failed"], "agent_id": "a-1"}
+            http,
+            "/stream",
+            params={
+                "type": ["tool.*", "task.failed"],
+                "agent_id": "a-1",
+                "data_contains": '{"ok": true}',
+            },
         )
-        await log.log_event("task.created", "c", agent_id="a-1")
-        wanted = await log.log_event("tool.called", "a-1", agent_id="a-1")
-        await log.log_event("tool.called", "a-2", agent_id="a-2")
-        failed = await log.log_event("task.failed", "a-1", agent_id="a-1")
+        await log.log_event("task.created", "c", agent_id="a-1", data={"ok": True})
+        wanted = await log.log_event("tool.called", "a-1", agent_id="a-1", data={"ok": True})
+        await log.log_event("tool.called", "a-1", agent_id="a-1", data={"ok": 1})
+        await log.log_event("tool.called", "a-2", agent_id="a-2", data={"ok": True})
+        failed = await log.log_event("task.failed", "a-1", agent_id="a-1", data={"ok": True})
         assert (await sse.event())["id"] == wanted.id
         assert (await sse.event())["id"] == failed.id
         # Idle now: the heartbeat (0.2 s here) keeps the connection warm.

@@ -1,5 +1,6 @@
 """event-log: the async audit trail of a multi-agent swarm, on SQLite or PostgreSQL."""
 
+from ._data_index import create_data_index as create_data_index
 from ._engine import DEFAULT_URL
 from ._errors import (
     EventLogError,
@@ -16,9 +17,9 @@ from ._models import HistogramBucket as HistogramBucket
 from ._retention import RetentionPolicy as RetentionPolicy
 from ._types import EventType
 
-# QueueFullError, HistogramBucket and RetentionPolicy are importable too (the
-# "X as X" imports above), but kept out of __all__: it lists exactly the names
-# API.md binds.
+# QueueFullError, HistogramBucket, RetentionPolicy and create_data_index are
+# importable too (the "X as X" imports above), but kept out of __all__: it lists
+# exactly the names API.md binds.
 __all__ = [
     "DEFAULT_URL",
     "Event",

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import types
-from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -342,11 +342,16 @@ class EventLogger:
         newest_first: bool = True,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> Page:
         """One page of matching events in ``(timestamp, id)`` order; follow ``next_cursor``.
 
         ``exclude_event_type`` (types, collections or ``prefix.*`` patterns) and
-        ``exclude_source`` leave matching events out.
+        ``exclude_source`` leave matching events out. ``data_contains`` keeps
+        events whose data contains that JSON object (jsonb ``@>`` rules, on both
+        backends); ``data_where`` keeps those whose top-level keys compare true,
+        e.g. ``[("bid_sats", ">", 100)]``; see ``_data_filters`` for the rules.
         """
         self._check_open()
         limit = check_limit(limit, maximum=MAX_PAGE_SIZE)
@@ -359,6 +364,8 @@ class EventLogger:
             until=until,
             exclude_event_type=exclude_event_type,
             exclude_source=exclude_source,
+            data_contains=data_contains,
+            data_where=data_where,
         )
         after = None if cursor is None else self._cursors.decode(cursor, newest_first=newest_first)
         stmt = list_statement(
@@ -385,6 +392,8 @@ class EventLogger:
         until: datetime | None = None,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> int:
         """How many events match the filters of :meth:`list_events`."""
         self._check_open()
@@ -397,6 +406,8 @@ class EventLogger:
             until=until,
             exclude_event_type=exclude_event_type,
             exclude_source=exclude_source,
+            data_contains=data_contains,
+            data_where=data_where,
         )
         return int(await self._scalar(count_statement(flt, self._db.dialect)))
 
@@ -442,6 +453,8 @@ class EventLogger:
         agent_id: str | None = None,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> list[HistogramBucket]:
         """Counts per time bucket of ``every`` from ``since`` to ``until`` (default now).
 
@@ -464,6 +477,8 @@ class EventLogger:
             until=until,
             exclude_event_type=exclude_event_type,
             exclude_source=exclude_source,
+            data_contains=data_contains,
+            data_where=data_where,
         )
         assert flt.since is not None
         grid = BucketGrid.covering(flt.since, flt.until or datetime.now(UTC), every)
@@ -499,6 +514,8 @@ class EventLogger:
         cursor: str | None = None,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> AsyncIterator[Event]:
         """Matching events as they commit, oldest first, each exactly once.
 
@@ -519,6 +536,8 @@ class EventLogger:
             until=until,
             exclude_event_type=exclude_event_type,
             exclude_source=exclude_source,
+            data_contains=data_contains,
+            data_where=data_where,
         )
         position, event_id = self._follow_start(cursor)
         follower = Follower(

@@ -35,6 +35,7 @@ __all__ = [
     "check_text",
     "prepare_event",
     "prepare_new_event",
+    "storable_text",
     "trusted_event",
 ]
 
@@ -55,6 +56,17 @@ def check_event_type(value: object) -> str:
             f"segments and at most {EVENT_TYPE_MAX_LENGTH} characters (e.g. 'task.created')"
         )
     return str(value)
+
+
+def storable_text(value: str) -> bool:
+    """Whether both backends can store (and so compare) this text: no NUL, valid UTF-8."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
+    return True
 
 
 def _check_storable(field: str, value: str) -> None:

@@ -14,7 +14,7 @@ import hmac
 import math
 import re
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -44,8 +44,9 @@ from sqlalchemy import (
     values,
 )
 
+from ._data_filters import DataFilter
 from ._errors import InvalidCursorError
-from ._models import Event, trusted_event
+from ._models import Event, storable_text, trusted_event
 from ._schema import EventRecord, EventSequence
 from ._types import is_valid_event_type
 
@@ -111,17 +112,6 @@ def _aware(name: str, value: object) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError(f"{name} {value!r} is out of range in UTC") from None
-
-
-def storable_text(value: str) -> bool:
-    """Whether both backends can store (and so compare) this text: no NUL, valid UTF-8."""
-    if "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return False
-    return True
 
 
 def _filter_text(name: str, value: object) -> str | None:
@@ -224,6 +214,7 @@ class EventFilter:
     until: datetime | None = None
     exclude_types: TypeSpec | None = None
     exclude_sources: tuple[str, ...] = ()
+    data: DataFilter | None = None
 
     @classmethod
     def build(
@@ -237,6 +228,8 @@ class EventFilter:
         until: datetime | None = None,
         exclude_event_type: str | Collection[str] | None = None,
         exclude_source: str | Collection[str] | None = None,
+        data_contains: Mapping[str, Any] | None = None,
+        data_where: Sequence[tuple[str, str, Any]] | None = None,
     ) -> EventFilter:
         """Validate user filters; anything unusable raises ``ValueError``."""
         excluded_sources: tuple[str, ...] = ()
@@ -256,6 +249,7 @@ class EventFilter:
                 else TypeSpec.parse("exclude_event_type", exclude_event_type)
             ),
             exclude_sources=excluded_sources,
+            data=DataFilter.build(data_contains, data_where),
         )
 
     def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
@@ -288,6 +282,8 @@ class EventFilter:
             where.append(_c.timestamp >= self.since)
         if self.until is not None:
             where.append(_c.timestamp < self.until)
+        if self.data is not None:
+            where.extend(self.data.clauses(_c.data, dialect))
         return where
 
 

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import URL
 
 from event_log import Event, EventLogger, InvalidCursorError
+from event_log._data_index import DATA_INDEX_NAME, create_data_index
 from event_log._engine import create_engine
 from event_log._errors import translate_storage_errors
 from event_log._queries import HISTOGRAM_GROUPS, MAX_BUCKETS, EventFilter
@@ -46,6 +47,7 @@ from ._runtime import (
     sqlite_path,
 )
 from ._times import DURATION_HELP, Duration, TimeParam, parse_duration
+from ._where import parse_where
 
 __all__ = ["app"]
 
@@ -147,9 +149,33 @@ def _check_types(ctx: click.Context, param: click.Parameter, values: Sequence[st
     return types
 
 
+def _data_contains(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """``--data-contains``: a JSON object the library accepts as a filter."""
+    data = _json_object(ctx, param, value)
+    try:
+        EventFilter.build(data_contains=data)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return data
+
+
+def _parse_where(ctx: click.Context, param: click.Parameter, values: Sequence[str]) -> Any:
+    """``--where 'KEY OP VALUE'`` as ``(key, op, value)`` triples, each checked by the library."""
+    triples = []
+    for item in values:
+        try:
+            triple = parse_where(item)
+            EventFilter.build(data_where=[triple])
+        except ValueError as exc:
+            raise click.BadParameter(f"{item!r}: {exc}") from None
+        triples.append(triple)
+    return tuple(triples)
+
+
 def filter_options(func: F) -> F:
     """``--type`` (repeatable, prefixes), ``--source``, ``--task-id``, ``--agent-id``,
-    ``--since``, ``--until``, ``--exclude-type`` and ``--exclude-source`` (repeatable)."""
+    ``--since``, ``--until``, ``--exclude-type`` and ``--exclude-source`` (repeatable),
+    ``--data-contains`` and ``--where`` (repeatable)."""
     options = [
         click.option(
             "--type",
@@ -186,6 +212,23 @@ def filter_options(func: F) -> F:
             multiple=True,
             metavar="SOURCE",
             help="Leave out events from this source; repeatable.",
+        ),
+        click.option(
+            "--data-contains",
+            callback=_data_contains,
+            metavar="JSON",
+            help="Only events whose data contains this JSON object (jsonb @> rules), "
+            'e.g. \'{"model": "gpt-4"}\'.',
+        ),
+        click.option(
+            "--where",
+            "data_where",
+            multiple=True,
+            callback=_parse_where,
+            metavar="'KEY OP VALUE'",
+            help="Compare a top-level key of data: OP is =, !=, <, <=, >, >=; VALUE is JSON "
+            "if it parses, else text, e.g. 'bid_sats>100' or 'model=gpt-4'. Repeatable "
+            "(all must hold).",
         ),
     ]
     for option in reversed(options):
@@ -343,6 +386,37 @@ def db_check(settings: _Settings) -> None:
     click.echo(
         f"{display_url(url)} matches event-log's model (revision {_migrations.head_revision()})."
     )
+
+
+@db.command("index-data")
+@pass_settings
+def db_index_data(settings: _Settings) -> None:
+    """Build the optional GIN index that serves --data-contains on PostgreSQL.
+
+    Built with CREATE INDEX CONCURRENTLY (writers go on meanwhile); a no-op when
+    it exists. SQLite has no such index: nothing is built there.
+    """
+    url = settings.url
+    if url.get_backend_name() != "postgresql":
+        click.echo(
+            f"Nothing to build: {display_url(url)} is SQLite, which has no index for JSON "
+            "containment (data filters read each row's data)."
+        )
+        return
+
+    async def go() -> str:
+        engine = create_engine(url)
+        try:
+            await require_schema(engine, url)
+            return await create_data_index(engine)
+        finally:
+            await engine.dispose()
+
+    outcome = run(go(), url=url)
+    if outcome == "exists":
+        click.echo(f"{DATA_INDEX_NAME} already exists on {display_url(url)}.")
+    else:
+        click.echo(f"Built {DATA_INDEX_NAME} on {display_url(url)}.")
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -187,6 +187,8 @@ class Filters:
     until: datetime | None = None
     exclude_event_type: tuple[str, ...] | None = None
     exclude_source: tuple[str, ...] | None = None
+    data_contains: dict[str, Any] | None = None
+    data_where: tuple[tuple[str, str, Any], ...] | None = None
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> Filters:
@@ -200,6 +202,8 @@ class Filters:
             until=options.pop("until", None),
             exclude_event_type=tuple(options.pop("exclude_types", None) or ()) or None,
             exclude_source=tuple(options.pop("exclude_sources", None) or ()) or None,
+            data_contains=options.pop("data_contains", None),
+            data_where=tuple(options.pop("data_where", None) or ()) or None,
         )
         try:
             EventFilter.build(**flt.kwargs())
@@ -218,6 +222,8 @@ class Filters:
             "until": self.until,
             "exclude_event_type": self.exclude_event_type,
             "exclude_source": self.exclude_source,
+            "data_contains": self.data_contains,
+            "data_where": self.data_where,
         }
 
 

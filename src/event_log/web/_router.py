@@ -13,6 +13,7 @@ mountable ``APIRouter`` cannot register exception handlers on its host's app:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -114,6 +115,7 @@ class Filters:
     agent_id: str | None
     since: datetime | None
     until: datetime | None
+    data_contains: dict[str, Any] | None = None
 
     def keywords(self) -> dict[str, Any]:
         return {
@@ -123,7 +125,21 @@ class Filters:
             "agent_id": self.agent_id,
             "since": self.since,
             "until": self.until,
+            "data_contains": self.data_contains,
         }
+
+
+def _json_object(name: str, text: str | None) -> dict[str, Any] | None:
+    """A JSON object from the query string; ValueError (a 400) for anything else."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or a number too deep to parse
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f'{name} must be a JSON object, like {{"model": "gpt-4"}}')
+    return value
 
 
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
@@ -160,6 +176,15 @@ def _filters(
         IsoTime | None,
         Query(description="ISO 8601 time with an offset; events before it."),
     ] = None,
+    data_contains: Annotated[
+        str | None,
+        Query(
+            description=(
+                'A JSON object, e.g. `{"model": "gpt-4"}`: only events whose data contains '
+                "it (PostgreSQL jsonb `@>` rules, on every backend)."
+            )
+        ),
+    ] = None,
 ) -> Filters:
     return Filters(
         event_type=event_type or None,
@@ -168,6 +193,7 @@ def _filters(
         agent_id=agent_id,
         since=since,  # the library converts to UTC (ValueError when out of range)
         until=until,
+        data_contains=_json_object("data_contains", data_contains),
     )
 
 
