@@ -1,6 +1,6 @@
 """Filters on an event's ``data``: containment of a JSON object, comparisons on a top-level key.
 
-Both follow PostgreSQL's jsonb rules, and both backends give the same answers:
+Both follow PostgreSQL's jsonb rules, and every backend gives the same answers:
 
 - ``data_contains``: jsonb ``@>``. Objects contain their sub-objects recursively;
   an array contains another when each element of the latter is contained in some
@@ -16,6 +16,8 @@ index of ``_data_index``). SQLite has no containment operator, so the same rules
 are built from ``json_each``. Keys are matched on ``json_each.key`` instead of
 being written into JSON paths: SQLite's path syntax cannot quote a key holding a
 double quote, and comparing the key as a bound value works for any text.
+MariaDB's JSON functions have rules of their own, so there too the rules are
+built from parts (see the MariaDB section below).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Float,
+    Numeric,
     Text,
     and_,
     case,
@@ -36,6 +40,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     select,
     true,
 )
@@ -181,21 +186,21 @@ class DataFilter:
         return cls(plain, text, comparisons)
 
     def clauses(self, column: ColumnElement[Any], dialect: str) -> list[ColumnElement[bool]]:
-        """WHERE clauses on the ``data`` column for ``dialect`` ("sqlite" or "postgresql")."""
-        postgres = dialect == "postgresql"
+        """WHERE clauses on the ``data`` column for ``dialect`` ("sqlite", "postgresql"
+        or "mysql")."""
         where: list[ColumnElement[bool]] = []
         if self.contains is not None:
-            if postgres:
+            if dialect == "postgresql":
                 assert self.contains_json is not None
                 where.append(column.op("@>", return_type=Boolean)(_jsonb(self.contains_json)))
+            elif dialect == "mysql":
+                where.append(_mysql_contains(column, self.contains))
             else:
                 where.append(_sqlite_contains(column, self.contains))
-        for comparison in self.where:
-            where.append(
-                _postgres_compare(column, comparison)
-                if postgres
-                else _sqlite_compare(column, comparison)
-            )
+        compare = {"postgresql": _postgres_compare, "mysql": _mysql_compare}.get(
+            dialect, _sqlite_compare
+        )
+        where.extend(compare(column, comparison) for comparison in self.where)
         return where
 
 
@@ -303,4 +308,94 @@ def _sqlite_compare(column: ColumnElement[Any], comparison: Comparison) -> Colum
         .select_from(entry)
         .where(entry.c.key == literal(comparison.key, Text), matched)
         .exists()
+    )
+
+
+# -- MariaDB ----------------------------------------------------------------------------------
+#
+# MariaDB's JSON is text with functions whose rules are not jsonb's (JSON_CONTAINS finds
+# 1 in [1] and compares "1" with 1), so the same rules are built as on SQLite: JSON_TYPE
+# for the type, JSON_EXTRACT for a member, JSON_TABLE for an array's elements. Keys go
+# into JSON paths quoted (``$."key"``, backslash and double quote escaped), which
+# MariaDB's path syntax allows for any text.
+
+_MYSQL_NUMBER_TYPES = ("INTEGER", "DOUBLE")
+# Code point order without pad space ("a" < "a "), as SQLite and COLLATE "C" compare.
+_MYSQL_CODE_POINT = "utf8mb4_nopad_bin"
+
+
+def _mysql_member(fragment: ColumnElement[Any], key: str) -> ColumnElement[Any]:
+    """The JSON text of ``fragment``'s member ``key``; NULL when there is none."""
+    path = '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return func.json_extract(fragment, literal(path, Text))
+
+
+def _mysql_type(fragment: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.json_type(fragment)
+
+
+def _mysql_number(
+    fragment: ColumnElement[Any], op: str, value: int | float
+) -> ColumnElement[bool]:
+    """A JSON number compared with ``value``: two integers exactly (as decimals), any
+    other pair as doubles (exact for integers up to 2**53)."""
+    as_double = COMPARISONS[op](
+        fragment.op("+", return_type=Float())(literal_column("0E0")), literal(float(value))
+    )
+    if isinstance(value, float):
+        return and_(_mysql_type(fragment).in_(_MYSQL_NUMBER_TYPES), as_double)
+    as_decimal = COMPARISONS[op](
+        cast(fragment, Numeric(65, 0)), literal(value, Numeric(65, 0))
+    )
+    return case(
+        (_mysql_type(fragment) == "INTEGER", as_decimal),
+        (_mysql_type(fragment) == "DOUBLE", as_double),
+        else_=false(),
+    )
+
+
+def _mysql_scalar(fragment: ColumnElement[Any], op: str, value: Scalar) -> ColumnElement[bool]:
+    """JSON text ``fragment`` compared with a scalar, JSON type respected (NULL: false)."""
+    if value is None:
+        return _mysql_type(fragment) == "NULL" if op == "=" else false()
+    if isinstance(value, bool):
+        wanted = value if op == "=" else not value
+        return and_(_mysql_type(fragment) == "BOOLEAN", fragment == ("true" if wanted else "false"))
+    if isinstance(value, str):
+        text = func.json_unquote(fragment).collate(_MYSQL_CODE_POINT)
+        return and_(
+            _mysql_type(fragment) == "STRING",
+            COMPARISONS[op](text, literal(value, Text).collate(_MYSQL_CODE_POINT)),
+        )
+    return _mysql_number(fragment, op, value)
+
+
+def _mysql_element(fragment: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    """JSON text ``fragment`` contains ``value`` (jsonb containment)."""
+    if isinstance(value, dict):
+        members = [_mysql_element(_mysql_member(fragment, k), v) for k, v in value.items()]
+        return and_(_mysql_type(fragment) == "OBJECT", *members)
+    if isinstance(value, list):
+        found = []
+        for member in value:
+            elements = (
+                func.json_table(fragment, literal_column("'$[*]' COLUMNS (v JSON PATH '$')"))
+                .table_valued("v")
+                .alias()
+            )
+            found.append(
+                select(1).select_from(elements).where(_mysql_element(elements.c.v, member)).exists()
+            )
+        return case((_mysql_type(fragment) == "ARRAY", and_(true(), *found)), else_=false())
+    return _mysql_scalar(fragment, "=", value)
+
+
+def _mysql_contains(column: ColumnElement[Any], value: dict[str, Any]) -> ColumnElement[bool]:
+    """The data column contains ``value`` (NULL data never does)."""
+    return _mysql_element(column, value)
+
+
+def _mysql_compare(column: ColumnElement[Any], comparison: Comparison) -> ColumnElement[bool]:
+    return _mysql_scalar(
+        _mysql_member(column, comparison.key), comparison.op, comparison.value
     )

@@ -7,8 +7,8 @@ CONCURRENTLY``, so writers are not blocked while it builds, and the migrations'
 ``db check`` ignores it (``env.py`` asks :func:`is_optional_index`).
 
 ``jsonb_path_ops`` indexes serve ``@>`` only (``data_where`` comparisons do not
-use it), and are smaller and faster than the default ``jsonb_ops``. SQLite has
-no index that serves containment: there is nothing to build there.
+use it), and are smaller and faster than the default ``jsonb_ops``. SQLite and
+MariaDB have no index that serves containment: there is nothing to build there.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ async def _create(engine: AsyncEngine) -> IndexOutcome:
 async def create_data_index(url_or_engine: str | URL | AsyncEngine | None = None) -> IndexOutcome:
     """Build the GIN index on ``event_log.data`` if it is missing (PostgreSQL).
 
-    ``"created"`` or ``"exists"`` on PostgreSQL; ``"unsupported"`` on SQLite,
-    where nothing is built. ``url_or_engine`` as for :func:`event_log.upgrade`;
+    ``"created"`` or ``"exists"`` on PostgreSQL; ``"unsupported"`` on SQLite and
+    MariaDB, where nothing is built. ``url_or_engine`` as for :func:`event_log.upgrade`;
     a database failure raises :class:`~event_log.StorageError`.
     """
     with translate_storage_errors("building the data index"):

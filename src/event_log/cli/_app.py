@@ -394,13 +394,14 @@ def db_index_data(settings: _Settings) -> None:
     """Build the optional GIN index that serves --data-contains on PostgreSQL.
 
     Built with CREATE INDEX CONCURRENTLY (writers go on meanwhile); a no-op when
-    it exists. SQLite has no such index: nothing is built there.
+    it exists. SQLite and MariaDB have no such index: nothing is built there.
     """
     url = settings.url
     if url.get_backend_name() != "postgresql":
+        backend = "SQLite" if url.get_backend_name() == "sqlite" else "MariaDB"
         click.echo(
-            f"Nothing to build: {display_url(url)} is SQLite, which has no index for JSON "
-            "containment (data filters read each row's data)."
+            f"Nothing to build: {display_url(url)} is {backend}, which has no index for "
+            "JSON containment (data filters read each row's data)."
         )
         return
 
