@@ -5,19 +5,35 @@ The database URL comes from ``-x url=...``, then ``$EVENT_LOG_URL``, then
 ``event_log.upgrade()`` (and tests) hand in their own connection through
 ``config.attributes["connection"]`` instead (Alembic cookbook, "Sharing a
 Connection across one or more programmatic migration commands").
+
+Time partitioning (PostgreSQL) is a layout option, not a revision: with
+``-x partition=day|month|none`` (or ``config.attributes["partition"]``, which
+``event_log.upgrade(url, partition=...)`` sets), the table is converted after
+the revisions ran, in the same transaction. It takes no place in the revision
+chain, so revisions added later need no reordering around it (see
+``event_log._partition``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.schema import SchemaItem
 
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
+from event_log._partition import (
+    DEFAULT_PARTITION,
+    EXPIRED_PREFIX,
+    check_partition_by,
+    partitioning,
+    set_partitioning,
+)
 from event_log._schema import Base
 
 config = context.config
@@ -40,6 +56,40 @@ def _database_url() -> str:
     )
 
 
+def _partition_request() -> str | None:
+    """``-x partition=...`` or ``config.attributes["partition"]``: day, month, none."""
+    wanted = config.attributes.get("partition") or context.get_x_argument(
+        as_dictionary=True
+    ).get("partition")
+    return None if wanted is None else check_partition_by(wanted)
+
+
+def _partition_ahead() -> int | None:
+    ahead = config.attributes.get("partition_ahead") or context.get_x_argument(
+        as_dictionary=True
+    ).get("partition_ahead")
+    return None if ahead is None else int(ahead)
+
+
+def _include_object_for(partitioned: bool) -> Callable[..., bool]:
+    """Autogenerate (``alembic check``) leaves out partitions, and on a partitioned
+    table the seq index, which is plain there instead of unique (see _partition)."""
+
+    def include_object(
+        obj: SchemaItem,
+        name: str | None,
+        type_: str,
+        reflected: bool,
+        compare_to: SchemaItem | None,
+    ) -> bool:
+        name = name or ""
+        if type_ == "table":
+            return not name.startswith((DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX))
+        return not (partitioned and type_ == "index" and name == "ix_event_log_seq")
+
+    return include_object
+
+
 def run_migrations_offline() -> None:
     """Write the migration SQL (``alembic upgrade head --sql``) without connecting.
 
@@ -58,6 +108,10 @@ def run_migrations_offline() -> None:
         # SQLite runs DDL inside transactions too: wrap the script in BEGIN/COMMIT.
         transactional_ddl=True,
     )
+    if _partition_request() not in (None, "none"):
+        raise ValueError(
+            "-x partition needs an online upgrade: converting reads the table's rows"
+        )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -89,6 +143,8 @@ def _serialize(connection: Connection) -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
+    wanted = _partition_request()
+    ahead = _partition_ahead()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -96,10 +152,18 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
         # One transaction for the whole upgrade on every backend (see _serialize).
         transactional_ddl=True,
+        include_object=_include_object_for(partitioning(connection) is not None),
     )
     with context.begin_transaction():
         _serialize(connection)
         context.run_migrations()
+        if wanted is not None and _has_event_log(connection):
+            set_partitioning(connection, wanted, ahead=ahead)
+
+
+def _has_event_log(connection: Connection) -> bool:
+    # After "downgrade base" there is nothing to (un)partition.
+    return bool(inspect(connection).has_table("event_log"))
 
 
 async def run_async_migrations() -> None:
