@@ -34,7 +34,6 @@ from typing import Literal, cast
 
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateIndex, Index
 
 from ._schema import EventRecord
 
@@ -275,17 +274,17 @@ def _attach_new(connection: Connection, name: str, start: datetime, end: datetim
 # -- converting -----------------------------------------------------------------------------
 
 
-def _create_indexes(connection: Connection, table: str, *, partitioned: bool) -> None:
-    """The model's indexes on ``table``; on a partitioned table unique ones without the
-    partition key become plain (PostgreSQL cannot enforce them across partitions)."""
+def _create_indexes(connection: Connection, *, partitioned: bool) -> None:
+    """The model's indexes on ``event_log``; on a partitioned table unique ones without
+    the partition key become plain (PostgreSQL cannot enforce them across partitions)."""
+    quote = connection.dialect.identifier_preparer.quote
     for index in sorted(_table.indexes, key=lambda i: str(i.name)):
         columns = [c.name for c in index.columns]
         unique = bool(index.unique) and (not partitioned or "timestamp" in columns)
-        copy = Index(str(index.name), *(_table.c[c] for c in columns), unique=unique)
-        sql = str(CreateIndex(copy).compile(dialect=connection.dialect))
-        if table != TABLE:
-            sql = sql.replace(f"ON {TABLE} ", f"ON {table} ", 1)
-        connection.exec_driver_sql(sql)
+        connection.exec_driver_sql(
+            f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote(str(index.name))} "
+            f"ON {TABLE} ({', '.join(quote(c) for c in columns)})"
+        )
 
 
 def _swap_in(connection: Connection, new: str) -> None:
@@ -325,7 +324,7 @@ def _to_partitioned(connection: Connection, by: PartitionBy, ahead: int | None) 
     connection.exec_driver_sql(
         f'ALTER TABLE {TABLE} ADD CONSTRAINT pk_{TABLE} PRIMARY KEY (id, "timestamp")'
     )
-    _create_indexes(connection, TABLE, partitioned=True)
+    _create_indexes(connection, partitioned=True)
     ensure_partitions(connection, ahead=ahead)
 
 
@@ -336,7 +335,7 @@ def _to_plain(connection: Connection) -> None:
     connection.exec_driver_sql(f"INSERT INTO {new} SELECT * FROM {TABLE}")
     _swap_in(connection, new)  # drops every partition with the parent
     connection.exec_driver_sql(f"ALTER TABLE {TABLE} ADD CONSTRAINT pk_{TABLE} PRIMARY KEY (id)")
-    _create_indexes(connection, TABLE, partitioned=False)
+    _create_indexes(connection, partitioned=False)
 
 
 def set_partitioning(connection: Connection, by: str, *, ahead: int | None = None) -> bool:
