@@ -71,9 +71,15 @@ def _partition_ahead() -> int | None:
     return None if ahead is None else int(ahead)
 
 
-def _include_object_for(partitioned: bool) -> Callable[..., bool]:
+def _include_object_for(connection: Connection) -> Callable[..., bool]:
     """Autogenerate (``alembic check``) leaves out partitions, and on a partitioned
-    table the seq index, which is plain there instead of unique (see _partition)."""
+    table the seq index, which is plain there instead of unique (see _partition).
+
+    The layout is read at the first call, inside the migration's transaction:
+    a query before ``begin_transaction()`` would open one Alembic then leaves
+    uncommitted.
+    """
+    layout: list[bool] = []
 
     def include_object(
         obj: SchemaItem,
@@ -85,7 +91,11 @@ def _include_object_for(partitioned: bool) -> Callable[..., bool]:
         name = name or ""
         if type_ == "table":
             return not name.startswith((DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX))
-        return not (partitioned and type_ == "index" and name == "ix_event_log_seq")
+        if type_ != "index" or name != "ix_event_log_seq":
+            return True
+        if not layout:
+            layout.append(partitioning(connection) is not None)
+        return not layout[0]
 
     return include_object
 
@@ -152,7 +162,7 @@ def do_run_migrations(connection: Connection) -> None:
         compare_type=True,
         # One transaction for the whole upgrade on every backend (see _serialize).
         transactional_ddl=True,
-        include_object=_include_object_for(partitioning(connection) is not None),
+        include_object=_include_object_for(connection),
     )
     with context.begin_transaction():
         _serialize(connection)

@@ -364,7 +364,7 @@ def set_partitioning(connection: Connection, by: str, *, ahead: int | None = Non
     if current is not None:
         raise ValueError(
             f"event_log is already partitioned by {current}; "
-            "convert it back with partition='none' first"
+            "make it a plain table first (partition='none'; event-log db partition --by none)"
         )
     _to_partitioned(connection, cast(PartitionBy, by), ahead)
     return True
