@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -427,3 +428,14 @@ def test_offline_sql_cannot_partition() -> None:
     config.set_main_option("sqlalchemy.url", "postgresql://postgres@127.0.0.1/x")
     with pytest.raises(ValueError, match="needs an online upgrade"):
         command.upgrade(config, "head", sql=True)
+
+
+async def test_stats_add_up_the_partitions(partitioned_url: str) -> None:
+    async with EventLogger.open(partitioned_url) as log:
+        await log.log_events([{"event_type": "task.created", "source": "c"}] * 100)
+        await log.log_event("task.created", "c", timestamp=datetime(2000, 1, 1, tzinfo=UTC))
+        await log.prune_events(30)  # the DEFAULT partition's row: one dead row
+    stats = json.loads(ok(await acli(partitioned_url, "stats", "--format", "json")).stdout)
+    assert stats["rows"] == 100
+    assert stats["size_bytes"] > 8192 * 8  # the partitions' heaps and indexes
+    assert stats["dead_rows"] is not None

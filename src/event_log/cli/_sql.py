@@ -138,18 +138,22 @@ async def table_stats(engine: AsyncEngine) -> TableStats:
             mode = await conn.exec_driver_sql("PRAGMA auto_vacuum")
             auto_vacuum = _AUTO_VACUUM.get(int(mode.scalar() or 0), "none")
         if engine.dialect.name == "postgresql":
-            # pg_partition_tree: the table itself, or a partitioned one and its partitions.
+            # A partitioned table has no storage of its own: its partitions' sum
+            # (pg_partition_tree lists nothing for a plain table).
             dead = await conn.scalar(
                 text(
-                    "SELECT sum(s.n_dead_tup) FROM pg_partition_tree('event_log') t "
-                    "JOIN pg_stat_user_tables s ON s.relid = t.relid"
+                    "SELECT coalesce((SELECT sum(s.n_dead_tup) "
+                    "FROM pg_partition_tree('event_log') t "
+                    "JOIN pg_stat_user_tables s ON s.relid = t.relid), "
+                    "(SELECT n_dead_tup FROM pg_stat_user_tables "
+                    "WHERE relname = 'event_log' AND schemaname = current_schema()))"
                 )
             )
             dead_rows = None if dead is None else int(dead)
             size = await conn.scalar(
                 text(
-                    "SELECT (SELECT sum(pg_total_relation_size(relid)) "
-                    "FROM pg_partition_tree('event_log')) "
+                    "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) "
+                    "FROM pg_partition_tree('event_log')), pg_total_relation_size('event_log')) "
                     "+ pg_total_relation_size('event_log_sequence')"
                 )
             )
