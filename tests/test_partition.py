@@ -439,3 +439,18 @@ async def test_stats_add_up_the_partitions(partitioned_url: str) -> None:
     assert stats["rows"] == 100
     assert stats["size_bytes"] > 8192 * 8  # the partitions' heaps and indexes
     assert stats["dead_rows"] is not None
+
+
+async def test_downgrade_and_upgrade_again_on_a_partitioned_table(partitioned_url: str) -> None:
+    from test_migrations import alembic_on
+
+    async with EventLogger.open(partitioned_url) as log:
+        event = await log.log_event("task.created", "c")
+    await alembic_on(partitioned_url, "downgrade", "0001")
+    await alembic_on(partitioned_url, "upgrade", "head")  # 0002's seq index: plain here
+    ok(await acli(partitioned_url, "db", "check"))
+    async with EventLogger.open(partitioned_url) as log:
+        assert await log.get_event(event.id) == event
+        await log.log_event("task.created", "c")
+    await alembic_on(partitioned_url, "downgrade", "base")
+    await event_log.upgrade(partitioned_url)
