@@ -14,7 +14,6 @@ stays fast; a 10M-row run is ``--partition-rows 10000000``.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from time import perf_counter
 from typing import Any
@@ -116,9 +115,3 @@ async def run_partition_prune(url: str, rows: int) -> dict[str, Any]:
         "convert_seconds": convert_seconds,
     }
 
-
-def main() -> None:  # pragma: no cover - a manual entry point
-    import sys
-
-    url, rows = sys.argv[1], int(sys.argv[2])
-    print(asyncio.run(run_partition_prune(url, rows)))

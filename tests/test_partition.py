@@ -37,12 +37,16 @@ from event_log.cli._sql import insert_rows
 
 pytestmark = pytest.mark.postgres
 
-NOW = datetime.now(UTC)
-TODAY = period_start(NOW, "day")
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def today() -> datetime:
+    return period_start(now(), "day")
 
 
 def noon(days_ago: int) -> datetime:
-    return TODAY - timedelta(days=days_ago) + timedelta(hours=12)
+    return today() - timedelta(days=days_ago) + timedelta(hours=12)
 
 
 @pytest.fixture
@@ -80,7 +84,7 @@ async def acli(*args: str) -> Result:
 
 
 def _day(days_ahead: int) -> str:
-    return partition_name(TODAY + timedelta(days=days_ahead), "day")
+    return partition_name(today() + timedelta(days=days_ahead), "day")
 
 
 # -- converting ---------------------------------------------------------------------------
@@ -90,7 +94,7 @@ async def test_converting_a_populated_table_keeps_every_row(
     postgres_only_url: str, engine: AsyncEngine
 ) -> None:
     async with EventLogger.open(postgres_only_url) as log:
-        when = [noon(40), noon(40), noon(3), NOW, NOW + timedelta(days=400)]
+        when = [noon(40), noon(40), noon(3), now(), now() + timedelta(days=400)]
         written = [
             await log.log_event("task.created", "c", task_id=f"t{i}", timestamp=t)
             for i, t in enumerate(when)
@@ -136,7 +140,7 @@ async def test_converting_back_to_a_plain_table_keeps_every_row(
     async with EventLogger.open(partitioned_url) as log:
         events = [
             await log.log_event("task.created", "c", timestamp=t)
-            for t in (noon(2), NOW, datetime(2000, 1, 1, tzinfo=UTC))
+            for t in (noon(2), now(), datetime(2000, 1, 1, tzinfo=UTC))
         ]
     await event_log.upgrade(partitioned_url, partition="none")
     assert await _layout(engine) is None
@@ -169,7 +173,7 @@ async def test_monthly_partitions(postgres_only_url: str, engine: AsyncEngine) -
     await event_log.upgrade(postgres_only_url, partition="month", partition_ahead=3)
     assert await _layout(engine) == "month"
     names = await _partition_names(engine)
-    assert names[0] == partition_name(period_start(NOW, "month"), "month")
+    assert names[0] == partition_name(period_start(now(), "month"), "month")
     assert len(names) == 4
     assert all(len(n) == len("event_log_p202611") for n in names)
 
@@ -210,14 +214,14 @@ async def test_events_outside_every_partition_go_to_default_and_are_queryable(
         assert await _count(engine, _day(0)) == 1
         assert await log.get_event(old.id) == old
         assert (await log.list_events()).events == [future, today, old]
-        assert await log.count_events(until=NOW - timedelta(days=1)) == 1
+        assert await log.count_events(until=now() - timedelta(days=1)) == 1
 
 
 async def test_a_new_partition_takes_its_rows_from_default(
     partitioned_url: str, engine: AsyncEngine
 ) -> None:
     async with EventLogger.open(partitioned_url) as log:
-        later = await log.log_event("task.created", "c", timestamp=NOW + timedelta(days=20))
+        later = await log.log_event("task.created", "c", timestamp=now() + timedelta(days=20))
         assert await _count(engine, DEFAULT_PARTITION) == 1
         created = await log.ensure_partitions(ahead=25)
         assert created == [_day(n) for n in range(8, 26)]
@@ -234,7 +238,7 @@ async def test_loggers_creating_the_same_partitions_at_once_take_turns(
         EventLogger.open(partitioned_url) as first,
         EventLogger.open(partitioned_url) as second,
     ):
-        await first.log_event("task.created", "c", timestamp=NOW + timedelta(days=15))
+        await first.log_event("task.created", "c", timestamp=now() + timedelta(days=15))
         created = await asyncio.gather(
             *(log.ensure_partitions(ahead=30) for log in (first, second, first, second))
         )
@@ -256,8 +260,8 @@ async def _populated_partitioned(url: str) -> dict[str, list[event_log.Event]]:
 
         events = {
             "dropped": [await at(noon(40)), await at(noon(40)), await at(noon(35))],
-            "boundary": [await at(NOW - timedelta(days=30, minutes=1))],
-            "kept": [await at(NOW - timedelta(days=29)), await at(NOW - timedelta(hours=1))],
+            "boundary": [await at(now() - timedelta(days=30, minutes=1))],
+            "kept": [await at(now() - timedelta(days=29)), await at(now() - timedelta(hours=1))],
         }
         events["dropped"].append(await at(noon(31)))
     await event_log.upgrade(url, partition="day")
@@ -326,7 +330,7 @@ async def test_a_prune_interrupted_after_detaching_is_finished_by_the_next(
         await log.log_event("task.created", "c", timestamp=noon(40))
     await event_log.upgrade(postgres_only_url, partition="day")
     async with engine.begin() as conn:  # the first step of a prune, then a "crash"
-        detached = await conn.run_sync(detach_expired, NOW - timedelta(days=30))
+        detached = await conn.run_sync(detach_expired, now() - timedelta(days=30))
     assert detached == ["event_log_expired_" + _day(-40).removeprefix("event_log_")]
     async with EventLogger.open(postgres_only_url) as log:
         assert await log.count_events() == 0  # no longer part of event_log

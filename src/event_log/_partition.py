@@ -352,6 +352,8 @@ def set_partitioning(connection: Connection, by: str, *, ahead: int | None = Non
     _require_postgresql(connection)
     if _relkind(connection, TABLE) is None:
         raise ValueError("there is no event_log table to partition: run event_log.upgrade() first")
+    # Before any table lock: partition maintenance takes this lock first too.
+    _lock(connection)
     current = partitioning(connection)
     if by == "none":
         if current is None:
