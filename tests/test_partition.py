@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -458,3 +459,28 @@ async def test_downgrade_and_upgrade_again_on_a_partitioned_table(partitioned_ur
         await log.log_event("task.created", "c")
     await alembic_on(partitioned_url, "downgrade", "base")
     await event_log.upgrade(partitioned_url)
+
+
+async def test_prune_deletes_instead_when_event_log_stays_locked(
+    postgres_only_url: str,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import event_log._logger
+
+    monkeypatch.setattr(event_log._logger, "PARTITION_LOCK_TIMEOUT_MS", 100)
+    async with EventLogger.open(postgres_only_url) as log:
+        await log.log_event("task.created", "c", timestamp=noon(40))
+        await log.log_event("task.created", "c", timestamp=noon(40))
+    await event_log.upgrade(postgres_only_url, partition="day")
+    name = partition_name(period_start(noon(40), "day"), "day")
+    async with EventLogger.open(postgres_only_url) as log, engine.connect() as reader:
+        await reader.execute(text("SELECT count(*) FROM event_log"))  # holds its lock
+        with caplog.at_level(logging.WARNING, logger="event_log"):
+            assert await log.prune_events(30) == 2  # by DELETE, without waiting
+        assert "pruned by DELETE this time" in caplog.text
+        assert await _exists(engine, name)
+        await reader.rollback()
+        assert await log.prune_events(30) == 0
+        assert not await _exists(engine, name)  # the empty partition goes next time

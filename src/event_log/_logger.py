@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._database import Database
@@ -75,6 +76,12 @@ DEFAULT_PRUNE_BATCH_SIZE = 1_000
 # How often a logger on a partitioned PostgreSQL table checks that the
 # partitions ahead exist (also once when it starts).
 DEFAULT_PARTITION_CHECK_MINUTES = 60.0
+# How long partition maintenance and prune's DETACH wait for a table lock
+# before giving up for this time (a long read holding event_log would
+# otherwise queue every writer behind the waiting DDL).
+PARTITION_LOCK_TIMEOUT_MS = 2_000
+# lock_not_available: the lock timeout expired.
+_LOCK_NOT_AVAILABLE = "55P03"
 # Free pages returned to the file system per step (4 MB of 4 kB pages), a
 # transaction short enough not to stall writers.
 RECLAIM_PAGES_PER_STEP = 1_000
@@ -623,10 +630,29 @@ class EventLogger:
 
     async def _drop_expired_partitions(self, cutoff: datetime) -> int:
         """Detach the partitions older than ``cutoff`` (one short transaction), then count
-        and drop them (another, holding no lock on ``event_log``); return their rows."""
+        and drop them (another, holding no lock on ``event_log``); return their rows.
+
+        When ``event_log`` stays locked by others past ``PARTITION_LOCK_TIMEOUT_MS``,
+        nothing is detached this time (a warning is logged): the batches that
+        follow delete those rows instead.
+        """
         with translate_storage_errors("dropping expired partitions"):
-            async with self._db.begin() as conn:
-                detached = await conn.run_sync(detach_expired, cutoff)
+            try:
+                async with self._db.begin() as conn:
+                    detached = await conn.run_sync(
+                        lambda c: detach_expired(
+                            c, cutoff, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+                        )
+                    )
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                _log.warning(
+                    "event_log: event_log stayed locked for %d ms; expired partitions are "
+                    "pruned by DELETE this time",
+                    PARTITION_LOCK_TIMEOUT_MS,
+                )
+                detached = []
             if detached is None:  # not partitioned
                 return 0
             # Also drops partitions an interrupted prune detached but did not drop.
@@ -650,7 +676,11 @@ class EventLogger:
         wanted = ahead if ahead is not None else self._partitions_ahead
         with translate_storage_errors("creating partitions"):
             async with self._db.begin() as conn:
-                return await conn.run_sync(lambda c: ensure_partitions(c, ahead=wanted))
+                return await conn.run_sync(
+                    lambda c: ensure_partitions(
+                        c, ahead=wanted, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+                    )
+                )
 
     async def _maintain_partitions(self, every_minutes: float) -> None:
         """``ensure_partitions`` now and every ``every_minutes``; failures are logged."""

@@ -202,10 +202,14 @@ def list_partitions(connection: Connection) -> list[Partition]:
     return sorted(found, key=lambda p: p.start)
 
 
-def _lock(connection: Connection) -> None:
+def _lock(connection: Connection, lock_timeout_ms: int | None = None) -> None:
+    """Take the maintenance lock (waiting as long as it takes), then limit how long
+    this transaction's table locks may wait, when ``lock_timeout_ms`` is given."""
     connection.execute(
         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_PARTITION_LOCK_KEY}
     )
+    if lock_timeout_ms is not None:
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 
 
 # -- creating partitions --------------------------------------------------------------------
@@ -221,13 +225,16 @@ def ensure_partitions(
     *,
     ahead: int | None = None,
     now: datetime | None = None,
+    lock_timeout_ms: int | None = None,
 ) -> list[str]:
     """Create the partitions of the current period and ``ahead`` more; return the new names.
 
     A no-op (``[]``) unless ``event_log`` is partitioned. Rows of a new
     partition's period already in the DEFAULT partition are moved into it
     before it is attached. Concurrent callers take turns on an advisory lock,
-    so two loggers never race to create the same partition.
+    so two loggers never race to create the same partition. With
+    ``lock_timeout_ms``, a table lock not granted in time raises (PostgreSQL's
+    lock_not_available) instead of queueing other sessions behind it.
     """
     by = partitioning(connection)
     if by is None:
@@ -236,7 +243,7 @@ def ensure_partitions(
         ahead = DEFAULT_AHEAD[by]
     if ahead < 0:
         raise ValueError("ahead must be >= 0")
-    _lock(connection)
+    _lock(connection, lock_timeout_ms)
     start: datetime | None = period_start(now or datetime.now(UTC), by)
     created = []
     for _ in range(ahead + 1):
@@ -375,7 +382,9 @@ def set_partitioning(connection: Connection, by: str, *, ahead: int | None = Non
 # -- pruning --------------------------------------------------------------------------------
 
 
-def detach_expired(connection: Connection, cutoff: datetime) -> list[str] | None:
+def detach_expired(
+    connection: Connection, cutoff: datetime, *, lock_timeout_ms: int | None = None
+) -> list[str] | None:
     """Detach every range partition whose rows are all older than ``cutoff``.
 
     Each is renamed ``event_log_expired_...``: no new row can reach it, and
@@ -385,7 +394,7 @@ def detach_expired(connection: Connection, cutoff: datetime) -> list[str] | None
     """
     if partitioning(connection) is None:
         return None
-    _lock(connection)
+    _lock(connection, lock_timeout_ms)
     detached = []
     for partition in list_partitions(connection):
         if partition.end is None or partition.end > cutoff:
