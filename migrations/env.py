@@ -9,9 +9,9 @@ Connection across one or more programmatic migration commands").
 Time partitioning (PostgreSQL) is a layout option, not a revision: with
 ``-x partition=day|month|none`` (and ``-x partition_ahead=N``; or the same keys
 in ``config.attributes``, which ``event_log.upgrade(url, partition=...)``
-sets), the table is converted after the revisions ran, in the same transaction. It takes no place in the revision
-chain, so revisions added later need no reordering around it (see
-``event_log._partition``).
+sets), the table is converted after the revisions ran, in the same
+transaction. It takes no place in the revision chain, so revisions added
+later need no reordering around it (see ``event_log._partition``).
 """
 
 from __future__ import annotations
