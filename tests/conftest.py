@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from event_log import EventLogger
+from event_log import EventLogger, upgrade
 
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -28,7 +28,11 @@ PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 SQLITE_MEMORY = pytest.param("sqlite-memory", marks=pytest.mark.sqlite, id="sqlite-memory")
 SQLITE_FILE = pytest.param("sqlite-file", marks=pytest.mark.sqlite, id="sqlite-file")
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
-ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES]
+# PostgreSQL with event_log partitioned by day (upgrade(url, partition="day")).
+POSTGRES_PARTITIONED = pytest.param(
+    "postgres-partitioned", marks=pytest.mark.postgres, id="postgres-partitioned"
+)
+ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES, POSTGRES_PARTITIONED]
 MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES]
 
 
@@ -85,13 +89,23 @@ def _reset_postgres(url: str) -> None:
     _admin(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
 
 
+def _partition(url: str, by: str = "day") -> None:
+    """Upgrade with ``event_log`` partitioned (on a private loop, like ``_admin``)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, upgrade(url, partition=by)).result()
+
+
 def _backend_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of backend ``name``: empty, except that ``postgres-partitioned``
+    has the schema already, with event_log partitioned by day."""
     if name == "sqlite-memory":
         return "sqlite+aiosqlite://"
     if name == "sqlite-file":
         return f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
     url: str = request.getfixturevalue("postgres_url")
     _reset_postgres(url)
+    if name == "postgres-partitioned":
+        _partition(url)
     return url
 
 
@@ -105,6 +119,12 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def migratable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database that outlives one connection (file SQLite, PostgreSQL)."""
     return _backend_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def partitioned_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A PostgreSQL database at head with event_log partitioned by day (no rows)."""
+    return _backend_url("postgres-partitioned", request, tmp_path)
 
 
 @pytest.fixture(params=[POSTGRES])
