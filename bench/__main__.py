@@ -31,6 +31,7 @@ from . import postgres
 from .common import DATA_DIR, ROOT, remove_sqlite_files, sqlite_url
 from .dataset import ensure_dataset
 from .histogram import EVERY, run_histogram
+from .partition import run_partition_prune
 from .prune import WRITERS, run_prune
 from .reads import COMMON_TYPE, FILTER_TYPE, run_reads
 from .report import Row, Target, at_least, below, render, write_json
@@ -51,12 +52,26 @@ class Config:
     offset_runs: int  # repetitions of the (slow) OFFSET comparison
     timeout: float  # seconds a write subprocess may take
     repeats: int  # runs of each write scenario (the median is reported)
+    partition_rows: int = 200_000  # rows of the PostgreSQL partition-prune comparison
 
     @classmethod
-    def for_mode(cls, *, quick: bool, events: int | None, repeats: int | None) -> Config:
+    def for_mode(
+        cls,
+        *,
+        quick: bool,
+        events: int | None,
+        repeats: int | None,
+        partition_rows: int | None = None,
+    ) -> Config:
         if quick:
-            return cls("quick", events or 5_000, 50_000, 20_000, 20, 10, 180, repeats or 1)
-        return cls("full", events or 50_000, 1_000_000, 1_000_000, 50, 10, 900, repeats or 3)
+            return cls(
+                "quick", events or 5_000, 50_000, 20_000, 20, 10, 180, repeats or 1,
+                partition_rows or 20_000,
+            )
+        return cls(
+            "full", events or 50_000, 1_000_000, 1_000_000, 50, 10, 900, repeats or 3,
+            partition_rows or 200_000,
+        )
 
 
 # -- scenario descriptions ----------------------------------------------------------------
@@ -242,6 +257,35 @@ def _measure_postgres(rows: list[Row], cfg: Config, admin_url: str | None) -> st
             row.status = "error"
         _progress(f"PostgreSQL setup failed: {exc}")
     return version
+
+
+def _measure_partition_prune(rows: list[Row], cfg: Config, admin_url: str | None) -> None:
+    """PostgreSQL: prune_events dropping day partitions vs batched DELETE, same rows."""
+    row = Row(
+        "prune.postgres_partitions",
+        "prune",
+        f"PostgreSQL partition prune vs batched delete: half of {cfg.partition_rows:,} rows",
+    )
+    rows.append(row)
+    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
+    if admin_url is None or reason is not None:
+        row.status, row.note = "skipped", reason or "skipped"
+        return
+    _progress(f"{row.label} ...")
+    try:
+        with postgres.scratch_database(admin_url) as url:
+            row.metrics = asyncio.run(run_partition_prune(url, cfg.partition_rows))
+    except Exception as exc:  # reported as an ERROR row; the run goes on
+        row.status, row.note = "error", str(exc)
+        _progress(f"  failed: {exc}")
+        return
+    m = row.metrics
+    row.note = (
+        f"{m['partitions_dropped']} day partitions dropped; the same prune as batched "
+        f"DELETE on a plain table took {m['delete_seconds']:.2f} s "
+        f"({m['speedup']:.1f}x the partitioned time); converting the filled table took "
+        f"{m['convert_seconds']:.2f} s"
+    )
 
 
 def _measure_memory(rows: list[Row], cfg: Config, data_dir: Path) -> None:
@@ -472,6 +516,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="runs of each write scenario, the median reported (default: 3; 1 with --quick)",
     )
     parser.add_argument(
+        "--partition-rows",
+        type=int,
+        metavar="N",
+        help="rows of the PostgreSQL partition-prune comparison (default: 200,000; "
+        "20,000 with --quick)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=DATA_DIR,
@@ -481,6 +532,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.events is not None and args.events < CONCURRENT_TASKS:
         parser.error(f"--events must be at least {CONCURRENT_TASKS}")
+    if args.partition_rows is not None and args.partition_rows < 1:
+        parser.error("--partition-rows must be at least 1")
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return args
@@ -488,7 +541,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = Config.for_mode(quick=args.quick, events=args.events, repeats=args.repeat)
+    cfg = Config.for_mode(
+        quick=args.quick,
+        events=args.events,
+        repeats=args.repeat,
+        partition_rows=args.partition_rows,
+    )
     data_dir: Path = args.data_dir.resolve()
     json_path: Path = args.json if args.json is not None else data_dir / "last-run.json"
     started_at = datetime.now(UTC)
@@ -500,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     pg_version = _measure_postgres(rows, cfg, None if args.skip_postgres else args.postgres_url)
     _measure_memory(rows, cfg, data_dir)
     _measure_reads_and_prune(rows, cfg, data_dir)
+    _measure_partition_prune(rows, cfg, None if args.skip_postgres else args.postgres_url)
     _measure_histogram(rows, cfg, data_dir)
 
     meta: dict[str, Any] = {

@@ -5,6 +5,13 @@ The database URL comes from ``-x url=...``, then ``$EVENT_LOG_URL``, then
 ``event_log.upgrade()`` (and tests) hand in their own connection through
 ``config.attributes["connection"]`` instead (Alembic cookbook, "Sharing a
 Connection across one or more programmatic migration commands").
+
+Time partitioning (PostgreSQL) is a layout option, not a revision: with
+``-x partition=day|month|none`` (and ``-x partition_ahead=N``; or the same keys
+in ``config.attributes``, which ``event_log.upgrade(url, partition=...)``
+sets), the table is converted after the revisions ran, in the same
+transaction. It takes no place in the revision chain, so revisions added
+later need no reordering around it (see ``event_log._partition``).
 """
 
 from __future__ import annotations
@@ -12,17 +19,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import SchemaItem
 
 from event_log._data_index import is_optional_index
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
+from event_log._partition import (
+    DEFAULT_PARTITION,
+    EXPIRED_PREFIX,
+    check_partition_by,
+    partitioning,
+    set_partitioning,
+)
 from event_log._schema import Base
 
 config = context.config
@@ -50,6 +65,53 @@ def _database_url() -> str:
     )
 
 
+def _partition_request() -> str | None:
+    """``-x partition=...`` or ``config.attributes["partition"]``: day, month, none."""
+    wanted = config.attributes.get("partition") or context.get_x_argument(
+        as_dictionary=True
+    ).get("partition")
+    return None if wanted is None else check_partition_by(wanted)
+
+
+def _partition_ahead() -> int | None:
+    ahead = config.attributes.get("partition_ahead") or context.get_x_argument(
+        as_dictionary=True
+    ).get("partition_ahead")
+    return None if ahead is None else int(ahead)
+
+
+def _include_object_for(connection: Connection) -> Callable[..., bool]:
+    """Autogenerate (``alembic check``) leaves out partitions, the optional GIN index
+    on data (see _data_index), and on a partitioned table the seq index, which is
+    plain there instead of unique (see _partition).
+
+    The layout is read at the first call, inside the migration's transaction:
+    a query before ``begin_transaction()`` would open one Alembic then leaves
+    uncommitted.
+    """
+    layout: list[bool] = []
+
+    def include_object(
+        obj: SchemaItem,
+        name: str | None,
+        type_: str,
+        reflected: bool,
+        compare_to: SchemaItem | None,
+    ) -> bool:
+        name = name or ""
+        if type_ == "index" and reflected and is_optional_index(name):
+            return False  # the optional GIN index on data (_data_index)
+        if type_ == "table":
+            return not name.startswith((DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX))
+        if type_ != "index" or name != "ix_event_log_seq":
+            return True
+        if not layout:
+            layout.append(partitioning(connection) is not None)
+        return not layout[0]
+
+    return include_object
+
+
 def run_migrations_offline() -> None:
     """Write the migration SQL (``alembic upgrade head --sql``) without connecting.
 
@@ -68,6 +130,10 @@ def run_migrations_offline() -> None:
         # SQLite runs DDL inside transactions too: wrap the script in BEGIN/COMMIT.
         transactional_ddl=True,
     )
+    if _partition_request() not in (None, "none"):
+        raise ValueError(
+            "-x partition needs an online upgrade: converting reads the table's rows"
+        )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -96,13 +162,6 @@ def _serialize(connection: Connection) -> None:
         connection.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
         )
-
-
-def _include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    """Comparisons (``db check``) leave out the optional GIN index on data (_data_index)."""
-    return not (type_ == "index" and reflected and is_optional_index(name))
 
 
 class _IgnoredPrimaryKeyName(logging.Filter):
@@ -181,19 +240,28 @@ def _mysql_named_lock(connection: Connection) -> Iterator[None]:
 
 
 def do_run_migrations(connection: Connection) -> None:
+    wanted = _partition_request()
+    ahead = _partition_ahead()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        include_object=_include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         # One transaction for the whole upgrade on SQLite and PostgreSQL (see
         # _serialize). MariaDB commits each DDL statement: it has no such thing.
         transactional_ddl=connection.dialect.name not in _MYSQL,
+        include_object=_include_object_for(connection),
     )
     with _mysql_lock(connection), context.begin_transaction():
         _serialize(connection)
         context.run_migrations()
+        if wanted is not None and _has_event_log(connection):
+            set_partitioning(connection, wanted, ahead=ahead)
+
+
+def _has_event_log(connection: Connection) -> bool:
+    # After "downgrade base" there is nothing to (un)partition.
+    return bool(inspect(connection).has_table("event_log"))
 
 
 async def run_async_migrations() -> None:

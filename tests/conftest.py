@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
-from event_log import EventLogger
+from event_log import EventLogger, upgrade
 
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -41,7 +41,11 @@ SQLITE_MEMORY = pytest.param("sqlite-memory", marks=pytest.mark.sqlite, id="sqli
 SQLITE_FILE = pytest.param("sqlite-file", marks=pytest.mark.sqlite, id="sqlite-file")
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
 MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb, id="mariadb")
-ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES, MARIADB]
+# PostgreSQL with event_log partitioned by day (upgrade(url, partition="day")).
+POSTGRES_PARTITIONED = pytest.param(
+    "postgres-partitioned", marks=pytest.mark.postgres, id="postgres-partitioned"
+)
+ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES, POSTGRES_PARTITIONED, MARIADB]
 MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES, MARIADB]
 
 
@@ -160,7 +164,15 @@ def _reset_mariadb(url: str) -> None:
     _mariadb_admin(url, f"DROP DATABASE IF EXISTS `{name}`", _mariadb_create(f"{name}"))
 
 
+def _partition(url: str, by: str = "day") -> None:
+    """Upgrade with ``event_log`` partitioned (on a private loop, like ``_admin``)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, upgrade(url, partition=by)).result()
+
+
 def _backend_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database of backend ``name``: empty, except that ``postgres-partitioned``
+    has the schema already, with event_log partitioned by day."""
     if name == "sqlite-memory":
         return "sqlite+aiosqlite://"
     if name == "sqlite-file":
@@ -171,6 +183,8 @@ def _backend_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> s
         return url
     url = request.getfixturevalue("postgres_url")
     _reset_postgres(url)
+    if name == "postgres-partitioned":
+        _partition(url)
     return url
 
 
@@ -212,6 +226,12 @@ ORIGINAL_BACKENDS = [
 def original_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database where the original system's table can be created to be adopted."""
     return _backend_url(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def partitioned_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A PostgreSQL database at head with event_log partitioned by day (no rows)."""
+    return _backend_url("postgres-partitioned", request, tmp_path)
 
 
 @pytest.fixture(params=[POSTGRES])

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+KEEP_DAYS = 15  # bench.partition: a 30-day span pruned at 15 days
 
 WRITE_SCENARIOS = (
     "raw",
@@ -36,6 +37,7 @@ EXPECTED_ROWS = (
     "reads.count_common",
     "prune.during_logging",
     "prune.reclaim",
+    "prune.postgres_partitions",
     "histogram.day",
     "histogram.by_type",
 )
@@ -67,7 +69,8 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
 
     ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     for row_id, row in rows.items():
-        allowed = {"ok"} if ci or not row_id.startswith("writes.postgres.") else {"ok", "skipped"}
+        postgres_row = row_id.startswith(("writes.postgres.", "prune.postgres"))
+        allowed = {"ok"} if ci or not postgres_row else {"ok", "skipped"}
         assert row["status"] in allowed, row
         if row["status"] == "ok":
             assert row["metrics"], row
@@ -89,6 +92,11 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
     assert histogram["rows_in_day"] > 19_000
     assert histogram["buckets"] >= 288
     assert histogram["index"] == 1
+    partitions = rows["prune.postgres_partitions"]
+    if partitions["status"] == "ok":
+        assert partitions["metrics"]["rows"] == 20_000
+        assert partitions["metrics"]["deleted"] > 0
+        assert partitions["metrics"]["partitions_dropped"] >= KEEP_DAYS - 1
     # The table went to stdout, with a line per row.
     assert "Targets met:" in proc.stdout
     assert proc.stdout.count("\n") > len(EXPECTED_ROWS)

@@ -83,3 +83,31 @@ async def test_data_contains_uses_the_gin_index(postgres_only_url: str) -> None:
     assert len(plans) == 2
     for plan in plans:
         assert f"Bitmap Index Scan on {DATA_INDEX_NAME}" in plan, plan
+
+
+async def test_a_partitioned_table_gets_the_index_partition_by_partition(
+    partitioned_url: str,
+) -> None:
+    # CREATE INDEX CONCURRENTLY refuses a partitioned table: regression test.
+    from datetime import UTC, datetime
+
+    async with EventLogger.open(partitioned_url) as log:
+        await log.log_event("bid.submitted", "a", data={"bid_sats": 42})
+        await log.log_event(  # lands in the DEFAULT partition
+            "bid.submitted", "a", data={"bid_sats": 42}, timestamp=datetime(2001, 1, 1, tzinfo=UTC)
+        )
+        assert await create_data_index(log.engine) == "created"
+        assert await create_data_index(log.engine) == "exists"
+        await log.ensure_partitions(ahead=30)  # partitions made later get theirs from PostgreSQL
+        invalid_or_missing = (
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'event_log'::regclass AND NOT EXISTS ("
+            " SELECT 1 FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid "
+            " JOIN pg_am am ON am.oid = ic.relam "
+            " WHERE x.indrelid = c.oid AND am.amname = 'gin' AND x.indisvalid)"
+        )
+        assert await _scalar(log, invalid_or_missing) == 0
+        valid = f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{DATA_INDEX_NAME}'::regclass"
+        assert await _scalar(log, valid) is True
+        assert await log.count_events(data_contains={"bid_sats": 42}) == 2
+        await _migrations.check(log.engine)

@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
+from event_log._partition import partitioning
+
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -74,7 +76,11 @@ def upgrade() -> None:
         "INSERT INTO event_log_sequence (id, last_seq) "
         "SELECT 1, coalesce(max(seq), 0) FROM event_log"
     )
-    op.create_index(op.f("ix_event_log_seq"), "event_log", ["seq"], unique=True)
+    # A table partitioned by time (event_log._partition, e.g. after a downgrade
+    # to 0001) cannot have a unique index without the timestamp: plain there.
+    # (Offline SQL is for a fresh database, never partitioned.)
+    unique = context.is_offline_mode() or partitioning(op.get_bind()) is None
+    op.create_index(op.f("ix_event_log_seq"), "event_log", ["seq"], unique=unique)
 
 
 def downgrade() -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._database import Database
@@ -39,6 +40,7 @@ from ._models import (
     prepare_event,
     prepare_new_event,
 )
+from ._partition import detach_expired, drop_detached, ensure_partitions
 from ._queries import (
     HISTOGRAM_GROUPS,
     MAX_PAGE_SIZE,
@@ -64,13 +66,22 @@ from ._retention import RetentionPolicy, retention_rules
 from ._sinks import make_sink
 from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
-__all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
+__all__ = ["DEFAULT_PARTITION_CHECK_MINUTES", "DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
 
 _log = logging.getLogger("event_log")
 
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
 DEFAULT_PRUNE_BATCH_SIZE = 1_000
+# How often a logger on a partitioned PostgreSQL table checks that the
+# partitions ahead exist (also once when it starts).
+DEFAULT_PARTITION_CHECK_MINUTES = 60.0
+# How long partition maintenance and prune's DETACH wait for a table lock
+# before giving up for this time (a long read holding event_log would
+# otherwise queue every writer behind the waiting DDL).
+PARTITION_LOCK_TIMEOUT_MS = 2_000
+# lock_not_available: the lock timeout expired.
+_LOCK_NOT_AVAILABLE = "55P03"
 # Free pages returned to the file system per step (4 MB of 4 kB pages), a
 # transaction short enough not to stall writers.
 RECLAIM_PAGES_PER_STEP = 1_000
@@ -99,6 +110,13 @@ class EventLogger:
     - ``retention``: a ``RetentionPolicy`` with ``every_minutes`` makes the
       logger prune by it in the background, at once and then that often
       (the logger must be made inside a running event loop, as ``open()`` does).
+    - ``partitions_ahead``, ``partition_check_minutes``: on PostgreSQL with a
+      partitioned ``event_log`` (``upgrade(url, partition="day")``), the logger
+      keeps the current period's partition and ``partitions_ahead`` more
+      (default 7 days or 2 months) in place: at start and every
+      ``partition_check_minutes`` (default 60), in the background. Rows no
+      partition covers go to the DEFAULT partition, so a write never fails
+      for want of one. See ``ensure_partitions``.
     """
 
     def __init__(
@@ -113,9 +131,15 @@ class EventLogger:
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         redact: bool | Iterable[str] = True,
         retention: RetentionPolicy | None = None,
+        partitions_ahead: int | None = None,
+        partition_check_minutes: float = DEFAULT_PARTITION_CHECK_MINUTES,
     ) -> None:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be > 0 seconds")
+        if partitions_ahead is not None and partitions_ahead < 0:
+            raise ValueError("partitions_ahead must be >= 0")
+        if not partition_check_minutes > 0:
+            raise ValueError("partition_check_minutes must be > 0")
         if min(max_data_bytes, max_batch_rows, max_queued, prune_batch_size) < 1:
             raise ValueError(
                 "max_data_bytes, max_batch_rows, max_queued and prune_batch_size must be >= 1"
@@ -145,6 +169,15 @@ class EventLogger:
             self._writer.bind()
         self.retention_failures = 0  # scheduled prunes that failed (each also logged)
         self._retention_task: asyncio.Task[None] | None = None
+        self._partitions_ahead = partitions_ahead
+        self._partition_task: asyncio.Task[None] | None = None
+        self._partitions_checked = asyncio.Event()  # the first check is done (or failed)
+        if self._db.dialect == "postgresql":
+            with contextlib.suppress(RuntimeError):  # made outside a loop: no background task
+                self._partition_task = asyncio.get_running_loop().create_task(
+                    self._maintain_partitions(partition_check_minutes),
+                    name="event_log partitions",
+                )
         if retention is not None and retention.every_minutes is not None:
             try:
                 loop = asyncio.get_running_loop()
@@ -201,10 +234,11 @@ class EventLogger:
             await self._writer.close()
             return
         self._closed = True
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
+        for task in (self._retention_task, self._partition_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         try:
             await self._writer.close()
             await self._followers.close()
@@ -584,10 +618,19 @@ class EventLogger:
         ``{"tool.*": 7, "system.error": 90}``; the longest match wins (see
         ``_retention``). Each batch is its own transaction, queued behind
         pending writes, so concurrent ``log_event`` callers wait at most one batch.
+
+        On a partitioned PostgreSQL table, every partition whose whole time
+        range is older than the earliest cutoff of all the rules is first
+        detached and dropped (its rows counted exactly beforehand); the
+        batches then delete the rest (the boundary partition, the DEFAULT one).
         """
         self._check_open()
+        rules = retention_rules(older_than_days, overrides)
         deleted = 0
-        for rule in retention_rules(older_than_days, overrides):
+        if self._db.dialect == "postgresql":
+            # A partition is dropped whole only if every rule deletes all of its rows.
+            deleted += await self._drop_expired_partitions(min(rule.cutoff for rule in rules))
+        for rule in rules:
             stmt = prune_batch_statement(
                 rule.cutoff,
                 self._prune_batch_size,
@@ -603,6 +646,78 @@ class EventLogger:
         if deleted:
             await self.reclaim_space()
         return deleted
+
+    async def _drop_expired_partitions(self, cutoff: datetime) -> int:
+        """Detach the partitions older than ``cutoff`` (one short transaction), then count
+        and drop them (another, holding no lock on ``event_log``); return their rows.
+
+        When ``event_log`` stays locked by others past ``PARTITION_LOCK_TIMEOUT_MS``,
+        nothing is detached this time (a warning is logged): the batches that
+        follow delete those rows instead.
+        """
+        with translate_storage_errors("dropping expired partitions"):
+            try:
+                async with self._db.begin() as conn:
+                    detached = await conn.run_sync(
+                        lambda c: detach_expired(
+                            c, cutoff, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+                        )
+                    )
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                    raise
+                _log.warning(
+                    "event_log: event_log stayed locked for %d ms; expired partitions are "
+                    "pruned by DELETE this time",
+                    PARTITION_LOCK_TIMEOUT_MS,
+                )
+                detached = []
+            if detached is None:  # not partitioned
+                return 0
+            # Also drops partitions an interrupted prune detached but did not drop.
+            async with self._db.begin() as conn:
+                return int(await conn.run_sync(drop_detached))
+
+    async def ensure_partitions(self, *, ahead: int | None = None) -> list[str]:
+        """Create the partitions of the current period and ``ahead`` more; return the new ones.
+
+        Only for a partitioned PostgreSQL table (elsewhere it returns ``[]``).
+        ``ahead`` defaults to the logger's ``partitions_ahead`` (7 days, 2
+        months). Rows of a new partition's period that already sit in the
+        DEFAULT partition move into it. Loggers and processes doing this at
+        once take turns on an advisory lock. The logger calls it by itself.
+        """
+        self._check_open()
+        if self._db.dialect != "postgresql":
+            return []
+        if ahead is not None and ahead < 0:
+            raise ValueError("ahead must be >= 0")
+        wanted = ahead if ahead is not None else self._partitions_ahead
+        with translate_storage_errors("creating partitions"):
+            async with self._db.begin() as conn:
+                return await conn.run_sync(
+                    lambda c: ensure_partitions(
+                        c, ahead=wanted, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+                    )
+                )
+
+    async def _maintain_partitions(self, every_minutes: float) -> None:
+        """``ensure_partitions`` now and every ``every_minutes``; failures are logged."""
+        while not self._closed:
+            try:
+                created = await self.ensure_partitions()
+            except LoggerClosedError:
+                return
+            except Exception:
+                _log.exception(
+                    "event_log: creating partitions failed; trying again in %s minutes",
+                    every_minutes,
+                )
+            else:
+                if created:
+                    _log.info("event_log: created partitions %s", ", ".join(created))
+            self._partitions_checked.set()
+            await asyncio.sleep(every_minutes * 60)
 
     async def reclaim_space(self) -> int:
         """Hand the pages pruning freed back to the file system; return how many.
@@ -669,6 +784,13 @@ class _Opening:
             await engine.dispose()
             raise
         logger._owned_engine = engine
+        if logger._partition_task is not None:
+            # A partitioned table has its partitions ahead before the first write.
+            try:
+                await logger._partitions_checked.wait()
+            except BaseException:
+                await logger.close()
+                raise
         return logger
 
     def __await__(self) -> Generator[Any, None, EventLogger]:

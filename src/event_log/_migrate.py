@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from event_log._engine import create_engine, resolve_url
 from event_log._errors import translate_storage_errors
+from event_log._partition import check_partition_by
 
 __all__ = ["alembic_config", "script_location", "upgrade"]
 
@@ -76,30 +77,55 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade_on(connection: Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+def _upgrade_on(
+    connection: Connection, partition: str | None = None, partition_ahead: int | None = None
+) -> None:
+    config = alembic_config(connection)
+    if partition is not None:
+        config.attributes["partition"] = partition
+    if partition_ahead is not None:
+        config.attributes["partition_ahead"] = partition_ahead
+    command.upgrade(config, "head")
 
 
-async def _upgrade_engine(engine: AsyncEngine) -> None:
+async def _upgrade_engine(
+    engine: AsyncEngine, partition: str | None, partition_ahead: int | None
+) -> None:
     # One transaction for the whole upgrade; committed when the block exits.
     async with _one_at_a_time(), engine.begin() as connection:
-        await connection.run_sync(_upgrade_on)
+        await connection.run_sync(_upgrade_on, partition, partition_ahead)
 
 
-async def upgrade(url_or_engine: str | URL | AsyncEngine | None = None) -> None:
+async def upgrade(
+    url_or_engine: str | URL | AsyncEngine | None = None,
+    *,
+    partition: str | None = None,
+    partition_ahead: int | None = None,
+) -> None:
     """Bring the database's schema to the newest revision; a no-op when it is there.
 
     ``url_or_engine`` is a database URL (``None``: ``$EVENT_LOG_URL``, then
     ``DEFAULT_URL``), for which an engine is made and disposed here, or the
     caller's :class:`AsyncEngine`, which is used and left open. A database
     failure raises :class:`~event_log.StorageError`; nothing is left half done.
+
+    ``partition`` (PostgreSQL only): "day" or "month" range-partitions
+    ``event_log`` by timestamp, keeping every row, with the current period's
+    partition and ``partition_ahead`` more (default 7 days or 2 months);
+    "none" turns a partitioned table back into a plain one; None (the
+    default) leaves the layout as it is. ``ValueError`` for another value, for
+    "day"/"month" on SQLite, and for a table partitioned the other way.
     """
+    if partition is not None:
+        check_partition_by(partition)
+    if partition_ahead is not None and partition_ahead < 0:
+        raise ValueError("partition_ahead must be >= 0")
     with translate_storage_errors("schema upgrade"):
         if isinstance(url_or_engine, AsyncEngine):
-            await _upgrade_engine(url_or_engine)
+            await _upgrade_engine(url_or_engine, partition, partition_ahead)
             return
         engine = create_engine(resolve_url(url_or_engine))
         try:
-            await _upgrade_engine(engine)
+            await _upgrade_engine(engine, partition, partition_ahead)
         finally:
             await engine.dispose()

@@ -336,6 +336,55 @@ def db_downgrade(settings: _Settings, revision: str, yes: bool) -> None:
     click.echo(f"Downgraded {display_url(url)} from {before} to {after or 'base (empty)'}.")
 
 
+@db.command("partition")
+@click.option(
+    "--by",
+    type=click.Choice(["day", "month", "none"]),
+    required=True,
+    help="One partition per UTC day or month; 'none' makes event_log a plain table again.",
+)
+@click.option(
+    "--ahead",
+    type=click.IntRange(0, 10_000),
+    help="Periods to create ahead of the current one (default: 7 days, 2 months).",
+)
+@pass_settings
+def db_partition(settings: _Settings, by: str, ahead: int | None) -> None:
+    """Partition event_log by time on PostgreSQL, keeping every row (upgrades first).
+
+    Expired partitions are then dropped whole by prune. Run it again to create
+    partitions ahead (loggers also do that by themselves).
+    """
+    url = settings.url
+    if url.get_backend_name() != "postgresql":
+        if by == "none":
+            click.echo(f"{display_url(url)} is not PostgreSQL: event_log is a plain table.")
+            return
+        raise click.UsageError(
+            f"time partitioning needs PostgreSQL; {display_url(url)} is "
+            f"{url.get_backend_name()} (prune deletes in batches there)"
+        )
+    try:
+        report = run(_with_engine(url, lambda e: _migrations.partition(e, by, ahead)), url=url)
+    except (CommandError, ValueError) as exc:
+        raise CliError(f"{display_url(url)}: {exc}") from None
+    if report.before != report.after:
+        click.echo(
+            f"Upgraded {display_url(url)} from {report.before or 'an empty schema'} "
+            f"to {report.after}."
+        )
+    if report.now is None:
+        done = "is now" if report.was is not None else "is already"
+        click.echo(f"event_log {done} a plain table.")
+        return
+    done = "is now" if report.was != report.now else "is already"
+    parts = report.partitions
+    span = f": {len(parts)} partitions" if parts else ": no range partitions"
+    if parts:
+        span += f", {parts[0].name} to {parts[-1].name}"
+    click.echo(f"event_log {done} partitioned by {report.now}{span}, and event_log_default.")
+
+
 def _current_revision(url: URL) -> str | None:
     """The database's revision; None also for an SQLite file that does not exist (which
     is left uncreated)."""

@@ -21,8 +21,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from event_log._migrate import alembic_config
+from event_log._partition import Partition, list_partitions, partitioning
 
 __all__ = [
+    "PartitionReport",
     "Revision",
     "SchemaDriftError",
     "check",
@@ -30,6 +32,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "known_revisions",
+    "partition",
     "revisions",
     "upgrade",
 ]
@@ -108,6 +111,39 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
 async def downgrade(engine: AsyncEngine, revision: str) -> tuple[str | None, str | None]:
     """Downgrade to ``revision`` ("-1", "base", a revision id)."""
     return await _migrate(engine, lambda c: command.downgrade(_config(c), revision))
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionReport:
+    """What ``event-log db partition`` did and left."""
+
+    before: str | None  # the revision before the upgrade
+    after: str | None
+    was: str | None  # "day", "month" or None (plain) before
+    now: str | None
+    partitions: list[Partition]
+
+
+async def partition(engine: AsyncEngine, by: str, ahead: int | None) -> PartitionReport:
+    """Upgrade to head, then partition ``event_log`` by ``by`` ("day", "month") or make it
+    plain ("none"); ``ValueError`` on SQLite or for a table partitioned the other way."""
+
+    def step(connection: Connection) -> None:
+        config = _config(connection)
+        config.attributes["partition"] = by
+        if ahead is not None:
+            config.attributes["partition_ahead"] = ahead
+        command.upgrade(config, "head")
+
+    async with engine.connect() as connection:
+        was = await connection.run_sync(partitioning)
+        await connection.rollback()
+    before, after = await _migrate(engine, step)
+    async with engine.connect() as connection:
+        now = await connection.run_sync(partitioning)
+        partitions = await connection.run_sync(list_partitions)
+        await connection.rollback()
+    return PartitionReport(before, after, was, now, partitions)
 
 
 def _config(connection: Connection) -> Config:

@@ -23,10 +23,11 @@ from typing import Any, cast
 
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from event_log._engine import backend_name
 from event_log._models import Row
+from event_log._partition import partitioning
 from event_log._schema import EventRecord
 from event_log._sinks import _numbered_rows, reserve_seq
 
@@ -38,15 +39,32 @@ _table = cast(Table, EventRecord.__table__)
 _c = _table.c
 
 
-def _insert_sql(engine: AsyncEngine) -> str:
+def _insert_sql(engine: AsyncEngine, *, partitioned: bool = False) -> str:
     dialect = engine.dialect
     if backend_name(dialect.name) == "mysql":
         # A no-op update of the key: a duplicate id is skipped, other errors still raise.
         on_mysql = mysql.insert(_table).on_duplicate_key_update(id=_c.id)
         return str(on_mysql.compile(dialect=dialect))
     insert = sqlite.insert if dialect.name == "sqlite" else postgresql.insert
-    stmt = insert(_table).on_conflict_do_nothing(index_elements=[_c.id])
+    if partitioned:
+        # The primary key is (id, timestamp) there (see event_log._partition):
+        # no conflict target on id alone; stored ids are filtered out first.
+        stmt = insert(_table).on_conflict_do_nothing()
+    else:
+        stmt = insert(_table).on_conflict_do_nothing(index_elements=[_c.id])
     return str(stmt.compile(dialect=dialect))
+
+
+async def _new_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
+    """``rows`` without ids already stored or repeated in ``rows`` (first one kept)."""
+    ids = list({row[0] for row in rows})
+    stored = set((await conn.execute(select(_c.id).where(_c.id.in_(ids)))).scalars())
+    fresh: list[Row] = []
+    for row in rows:
+        if row[0] not in stored:
+            stored.add(row[0])
+            fresh.append(row)
+    return fresh
 
 
 async def insert_rows(engine: AsyncEngine, rows: Sequence[Row]) -> int:
@@ -56,13 +74,18 @@ async def insert_rows(engine: AsyncEngine, rows: Sequence[Row]) -> int:
         return 0
     backend = backend_name(engine.dialect.name)
     async with engine.begin() as conn:
+        partitioned = await conn.run_sync(partitioning) is not None
+        if partitioned:
+            rows = await _new_rows(conn, rows)
+            if not rows:
+                return 0
         # On PostgreSQL this also queues the commit's NOTIFY, so followers in other
         # processes see the imported events at once.
         last_seq = await reserve_seq(conn, len(rows))
         params = _numbered_rows(
             rows, last_seq, sqlite=backend == "sqlite", naive_utc=backend == "mysql"
         )
-        await conn.exec_driver_sql(_insert_sql(engine), params)
+        await conn.exec_driver_sql(_insert_sql(engine, partitioned=partitioned), params)
         # The reserved numbers are ours alone until the commit: those in use are
         # exactly the rows this statement inserted.
         first = last_seq - len(rows) + 1
@@ -121,16 +144,22 @@ async def table_stats(engine: AsyncEngine) -> TableStats:
             mode = await conn.exec_driver_sql("PRAGMA auto_vacuum")
             auto_vacuum = _AUTO_VACUUM.get(int(mode.scalar() or 0), "none")
         if engine.dialect.name == "postgresql":
+            # A partitioned table has no storage of its own: its partitions' sum
+            # (pg_partition_tree lists nothing for a plain table).
             dead = await conn.scalar(
                 text(
-                    "SELECT n_dead_tup FROM pg_stat_user_tables "
-                    "WHERE relname = 'event_log' AND schemaname = current_schema()"
+                    "SELECT coalesce((SELECT sum(s.n_dead_tup) "
+                    "FROM pg_partition_tree('event_log') t "
+                    "JOIN pg_stat_user_tables s ON s.relid = t.relid), "
+                    "(SELECT n_dead_tup FROM pg_stat_user_tables "
+                    "WHERE relname = 'event_log' AND schemaname = current_schema()))"
                 )
             )
             dead_rows = None if dead is None else int(dead)
             size = await conn.scalar(
                 text(
-                    "SELECT pg_total_relation_size('event_log') "
+                    "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) "
+                    "FROM pg_partition_tree('event_log')), pg_total_relation_size('event_log')) "
                     "+ pg_total_relation_size('event_log_sequence')"
                 )
             )
