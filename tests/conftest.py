@@ -1,4 +1,5 @@
-"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL, MariaDB.
+"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL (plain and
+with event_log partitioned by day), MariaDB.
 
 PostgreSQL tests use ``$EVENT_LOG_TEST_POSTGRES_URL`` (an SQLAlchemy asyncpg URL
 of a database the tests may create databases from; default
