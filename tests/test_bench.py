@@ -26,6 +26,7 @@ WRITE_SCENARIOS = (
 )
 EXPECTED_ROWS = (
     *(f"writes.{backend}.{s}" for backend in ("sqlite", "postgres") for s in WRITE_SCENARIOS),
+    "writes.postgres.processes_4x25",
     "memory.emit_1m",
     "reads.timeline",
     "reads.agent_latest",
@@ -35,6 +36,10 @@ EXPECTED_ROWS = (
     "reads.count_filtered",
     "reads.count_common",
     "prune.during_logging",
+    "reads.postgres.timeline",
+    "reads.postgres.summary",
+    "reads.postgres.keyset_page",
+    "reads.postgres.count_filtered",
 )
 
 
@@ -64,7 +69,8 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
 
     ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     for row_id, row in rows.items():
-        allowed = {"ok"} if ci or not row_id.startswith("writes.postgres.") else {"ok", "skipped"}
+        postgres = row_id.startswith(("writes.postgres.", "reads.postgres."))
+        allowed = {"ok"} if ci or not postgres else {"ok", "skipped"}
         assert row["status"] in allowed, row
         if row["status"] == "ok":
             assert row["metrics"], row
@@ -79,6 +85,9 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
     assert rows["memory.emit_1m"]["metrics"]["events"] == 50_000
     assert rows["reads.keyset_page"]["metrics"]["depth"] == 10_000
     assert rows["prune.during_logging"]["metrics"]["deleted"] > 0
+    if rows["reads.postgres.keyset_page"]["status"] == "ok":
+        assert rows["reads.postgres.keyset_page"]["metrics"]["depth"] == 10_000
+        assert report["meta"]["pg_read_rows"] == 20_000
     # The table went to stdout, with a line per row.
     assert "Targets met:" in proc.stdout
     assert proc.stdout.count("\n") > len(EXPECTED_ROWS)
