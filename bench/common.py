@@ -46,7 +46,8 @@ INSERT_SQL = (
 # number included, so both pay for the same table and indexes.
 RAW_COLUMNS = (*COLUMNS, "seq")
 RAW_INSERT_SQL = (
-    f"INSERT INTO event_log ({', '.join(RAW_COLUMNS)}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
+    f"INSERT INTO event_log ({', '.join(RAW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
 )
 
 # The logger's SQLite tuning for file databases (see event_log._engine and the
