@@ -19,9 +19,9 @@ The generator streams: tasks (the stories of ``dataset._task_story``, ~100
 events each, spread over a few minutes to six hours) start in time order,
 uniformly over the 30 days before the build; their events wait in a heap and
 leave it in timestamp order, so memory stays bounded by the tasks running at
-once. About 1% of rows are agent events without a task. The count is exact:
-the last tasks are cut off at the build time, as in a live log, and agent
-events fill up to ``rows``.
+once. Tasks still running at build time are cut off there, as in a live log.
+About 1% of rows are agent events without a task, at uniform times: as many
+as the tasks leave to the exact count (a first pass counts the tasks' rows).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from .postgres import asyncpg_dsn
 
 __all__ = ["FORMAT", "PgDataset", "database_name", "ensure_pg_dataset"]
 
-FORMAT = 1  # bump when the generator changes, so stale databases are rebuilt
+FORMAT = 2  # bump when the generator changes, so stale databases are rebuilt
 _SAMPLE_TASKS = 200
 _COLUMNS = ("id", "event_type", "source", "task_id", "agent_id", "data", "timestamp", "seq")
 
@@ -81,23 +81,61 @@ def database_name(rows: int) -> str:
 # -- generation -------------------------------------------------------------------------
 
 
-def _events(rows: int, now_us: int, rng: random.Random, sample: list[str]) -> Iterator[Any]:
-    """``rows`` events as (ts_us, type, source, task_id, agent_id, data JSON), oldest first."""
+def _tasks(
+    count: int, now_us: int, rng: random.Random, sample: list[str] | None
+) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """``count`` tasks in start order: (start, its events up to the build time)."""
     span_us = SPAN_DAYS * 86_400 * 1_000_000
     encode = json.JSONEncoder(separators=(",", ":")).encode
-    agent_rows = rows // 100
-    # Enough tasks for the task rows (a story has 60-140 events, ~100 on average).
-    starts = sorted(now_us - rng.randrange(span_us) for _ in range((rows - agent_rows) // 100 + 1))
+    for start in sorted(now_us - rng.randrange(span_us) for _ in range(count)):
+        task_id = f"task-{rng.getrandbits(48):012x}"
+        duration = int(math.exp(rng.uniform(math.log(120e6), math.log(6 * 3600e6))))
+        story = _task_story(rng, rng.randint(60, 140))
+        offsets = sorted(rng.randrange(duration) for _ in range(len(story) - 1))
+        events = []
+        for ts, (kind, source, agent, payload) in zip(
+            [start, *(start + o for o in offsets)], story, strict=True
+        ):
+            if ts > now_us:  # still running at build time: cut off, as in a live log
+                break
+            if sample is not None:
+                text = None if payload is None else encode(payload)
+                events.append((ts, kind, source, task_id, agent, text))
+            else:
+                events.append((ts,))
+        if sample is not None and len(events) == len(story) and len(sample) < _SAMPLE_TASKS:
+            sample.append(task_id)
+        yield start, events
+
+
+def _events(rows: int, now_us: int, seed: int, sample: list[str]) -> Iterator[Any]:
+    """Exactly ``rows`` events as (ts_us, type, source, task_id, agent_id, data JSON),
+    oldest first.
+
+    The tasks make ~99% of the rows; agent events without a task make the rest
+    (their count is what the tasks leave over, found by a first, counting pass
+    over the same task generator), at uniform times, merged in.
+    """
+    span_us = SPAN_DAYS * 86_400 * 1_000_000
+    task_count = (rows - rows // 100) // 100
+    task_rows = sum(len(e) for _, e in _tasks(task_count, now_us, random.Random(seed), None))
+    if task_rows > rows:
+        raise RuntimeError(f"the tasks alone make {task_rows:,} rows, more than {rows:,}")
+    agents_rng = random.Random(seed + 1)
     # Agent events without a task, newest first (popped from the end, oldest first).
-    agent_times = sorted((now_us - rng.randrange(span_us) for _ in range(agent_rows)), reverse=True)
-    pending: list[tuple[int, int, tuple[Any, ...]]] = []  # (ts, tiebreak, event)
-    tiebreak = 0
-    made = 0
+    agent_times = sorted(
+        (now_us - agents_rng.randrange(span_us) for _ in range(rows - task_rows)), reverse=True
+    )
+    encode = json.JSONEncoder(separators=(",", ":")).encode
 
     def agent_event(ts: int) -> tuple[Any, ...]:
-        agent = rng.choice(AGENTS)
-        kind = rng.choice(("agent.joined", "agent.left", "agent.status_changed"))
-        return (ts, kind, agent, None, agent, encode({"status": rng.choice(("idle", "busy"))}))
+        agent = agents_rng.choice(AGENTS)
+        kind = agents_rng.choice(("agent.joined", "agent.left", "agent.status_changed"))
+        status = agents_rng.choice(("idle", "busy"))
+        return (ts, kind, agent, None, agent, encode({"status": status}))
+
+    pending: list[tuple[int, int, tuple[Any, ...]]] = []  # (ts, tiebreak, event)
+    tiebreak = 0
 
     def drain(until: int) -> Iterator[tuple[Any, ...]]:
         """Every waiting event up to ``until``, agent events merged in, oldest first."""
@@ -107,42 +145,20 @@ def _events(rows: int, now_us: int, rng: random.Random, sample: list[str]) -> It
                 yield agent_event(agent_times.pop())
             yield event
 
-    for start in [*starts, now_us]:
-        for event in drain(start):
-            yield event
-            made += 1
-            if made == rows:
-                return
-        if start == now_us:
-            break
-        task_id = f"task-{rng.getrandbits(48):012x}"
-        duration = int(math.exp(rng.uniform(math.log(120e6), math.log(6 * 3600e6))))
-        story = _task_story(rng, rng.randint(60, 140))
-        offsets = sorted(rng.randrange(duration) for _ in range(len(story) - 1))
-        kept = 0
-        for ts, (kind, source, agent, payload) in zip(
-            [start, *(start + o for o in offsets)], story, strict=True
-        ):
-            if ts > now_us:  # still running at build time: cut off, as in a live log
-                break
-            text = None if payload is None else encode(payload)
-            heapq.heappush(pending, (ts, tiebreak, (ts, kind, source, task_id, agent, text)))
+    for start, events in _tasks(task_count, now_us, random.Random(seed), sample):
+        yield from drain(start)  # later tasks start later: these are final
+        for event in events:
+            heapq.heappush(pending, (event[0], tiebreak, event))
             tiebreak += 1
-            kept += 1
-        if kept == len(story) and len(sample) < _SAMPLE_TASKS:
-            sample.append(task_id)
-    # Short of rows (tasks cut off at the end): the rest are agent events of the last hour.
-    while agent_times and made < rows:
+    yield from drain(now_us)
+    while agent_times:
         yield agent_event(agent_times.pop())
-        made += 1
-    fill = sorted(now_us - rng.randrange(3_600_000_000) for _ in range(rows - made))
-    for ts in fill:
-        yield agent_event(ts)
 
 
-def _records(rows: int, now_us: int, rng: random.Random, sample: list[str]) -> Iterator[Any]:
+def _records(rows: int, now_us: int, seed: int, sample: list[str]) -> Iterator[Any]:
+    rng = random.Random(seed + 2)  # the ids' random bits
     for seq, (ts, kind, source, task_id, agent_id, data) in enumerate(
-        _events(rows, now_us, rng, sample), 1
+        _events(rows, now_us, seed, sample), 1
     ):
         yield (
             _uuid7(ts // 1000, rng.getrandbits(74)),
@@ -204,7 +220,6 @@ async def _build(admin_url: str, url: str, rows: int, seed: int) -> None:
     await event_log.upgrade(url)
     built_at = datetime.now(UTC).replace(microsecond=0)
     now_us = (built_at - _EPOCH) // timedelta(microseconds=1)
-    rng = random.Random(seed)
     sample: list[str] = []
     conn = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
@@ -218,7 +233,7 @@ async def _build(admin_url: str, url: str, rows: int, seed: int) -> None:
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
         await conn.copy_records_to_table(
-            "event_log", records=_records(rows, now_us, rng, sample), columns=_COLUMNS
+            "event_log", records=_records(rows, now_us, seed, sample), columns=_COLUMNS
         )
         for index in indexes:
             await conn.execute(index["indexdef"])
