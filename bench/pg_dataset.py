@@ -232,9 +232,15 @@ async def _build(admin_url: str, url: str, rows: int, seed: int) -> None:
         )
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
-        await conn.copy_records_to_table(
-            "event_log", records=_records(rows, now_us, seed, sample), columns=_COLUMNS
-        )
+
+        def records() -> Iterator[Any]:
+            for n, record in enumerate(_records(rows, now_us, seed, sample)):
+                if n % 100_000 == 0 and conn.is_closed():
+                    # The driver would go on encoding into a dead socket.
+                    raise ConnectionError("the connection was lost during the COPY")
+                yield record
+
+        await conn.copy_records_to_table("event_log", records=records(), columns=_COLUMNS)
         for index in indexes:
             await conn.execute(index["indexdef"])
         await conn.execute("UPDATE event_log_sequence SET last_seq = $1 WHERE id = 1", rows)
