@@ -1,4 +1,4 @@
-"""The PostgreSQL sink: its held connection, one-statement batches and streamed log_events."""
+"""The PostgreSQL sink: its held connection, one-statement batches and COPY batches."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from event_log import EventLogger, InvalidEventError, StorageError
-from event_log._logger import STREAM_CHUNK_ROWS
+from event_log import EventLogger, StorageError
 from event_log._sinks import PG_STATEMENT_MAX_ROWS, PostgresSink
 
 pytestmark = pytest.mark.postgres
+
+LARGE = 4 * PG_STATEMENT_MAX_ROWS  # a COPY batch
 
 
 def _dsn(url: str) -> str:
@@ -37,12 +38,12 @@ def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def test_small_large_and_streamed_batches_are_numbered_in_order(
+async def test_small_and_large_batches_are_numbered_in_order(
     postgres_only_url: str,
 ) -> None:
     async with EventLogger.open(postgres_only_url) as log:
         assert isinstance(log._writer._sink, PostgresSink)
-        sizes = [1, PG_STATEMENT_MAX_ROWS, PG_STATEMENT_MAX_ROWS + 1, 2 * STREAM_CHUNK_ROWS + 7]
+        sizes = [1, PG_STATEMENT_MAX_ROWS, PG_STATEMENT_MAX_ROWS + 1, LARGE + 7]
         written = []
         for size in sizes:
             written += await log.log_events(_batch(size))
@@ -51,24 +52,7 @@ async def test_small_large_and_streamed_batches_are_numbered_in_order(
     assert [s for _, s in stored] == list(range(1, sum(sizes) + 1))
 
 
-async def test_a_bad_event_late_in_a_streamed_batch_writes_nothing(postgres_only_url: str) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
-        before = await log.log_event("task.created", "c")
-        events: list[Any] = _batch(3 * STREAM_CHUNK_ROWS)
-        bad = 2 * STREAM_CHUNK_ROWS + 5
-        events[bad] = {"event_type": "Not A Type", "source": "s"}
-        with pytest.raises(InvalidEventError, match=f"event #{bad}:"):
-            await log.log_events(events)
-        assert await log.count_events() == 1
-        stats = log.stats
-        assert (stats.written, stats.failed, stats.queued) == (1, 0, 0)
-        # The rolled-back transaction gave its sequence numbers back.
-        after = await log.log_event("task.started", "c")
-        assert [i for i, _ in await _seqs(postgres_only_url)] == [before.id, after.id]
-        assert [s for _, s in await _seqs(postgres_only_url)] == [1, 2]
-
-
-async def test_streamed_batches_beside_concurrent_writers_keep_commit_order(
+async def test_large_batches_beside_concurrent_writers_keep_commit_order(
     postgres_only_url: str,
 ) -> None:
     async with EventLogger.open(postgres_only_url) as log:
@@ -79,10 +63,10 @@ async def test_streamed_batches_beside_concurrent_writers_keep_commit_order(
 
         async def bulk(n: int) -> None:
             for _ in range(3):
-                await log.log_events(_batch(2 * STREAM_CHUNK_ROWS + n, source=f"bulk-{n}"))
+                await log.log_events(_batch(LARGE + n, source=f"bulk-{n}"))
 
         await asyncio.gather(*(single(n) for n in range(10)), *(bulk(n) for n in range(3)))
-        total = 10 * 30 + sum(3 * (2 * STREAM_CHUNK_ROWS + n) for n in range(3))
+        total = 10 * 30 + sum(3 * (LARGE + n) for n in range(3))
         assert await log.count_events() == total
         assert log.stats.written == total
         assert [s for _, s in await _seqs(postgres_only_url)] == list(range(1, total + 1))
@@ -100,12 +84,12 @@ async def test_a_lost_connection_is_replaced(postgres_only_url: str) -> None:
         finally:
             await admin.close()
         await asyncio.sleep(0.1)  # the termination reaches the client
-        # Small, large and streamed batches all go through on a new connection.
+        # Small and large batches both go through on a new connection.
         await log.log_event("task.started", "c")
         await log.log_events(_batch(PG_STATEMENT_MAX_ROWS + 1))
-        await log.log_events(_batch(2 * STREAM_CHUNK_ROWS))
+        await log.log_events(_batch(LARGE))
         assert sink._driver.get_server_pid() != pid
-        assert await log.count_events() == 2 + PG_STATEMENT_MAX_ROWS + 1 + 2 * STREAM_CHUNK_ROWS
+        assert await log.count_events() == 2 + PG_STATEMENT_MAX_ROWS + 1 + LARGE
 
 
 async def test_a_duplicate_id_fails_only_its_batch_and_keeps_the_connection(

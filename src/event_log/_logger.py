@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import types
@@ -37,7 +36,6 @@ from ._models import (
     NewEvent,
     Page,
     PreparedEvent,
-    Row,
     prepare_event,
     prepare_new_event,
 )
@@ -70,9 +68,6 @@ __all__ = ["DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
 
 _log = logging.getLogger("event_log")
 
-# log_events of at least two chunks of this many events, on a sink that streams
-# (PostgreSQL), validates a chunk while the database stores the one before.
-STREAM_CHUNK_ROWS = 200
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
 DEFAULT_PRUNE_BATCH_SIZE = 1_000
@@ -268,40 +263,19 @@ class EventLogger:
             raise InvalidEventError(
                 f"events must be an iterable of NewEvent or mappings, not {type(events).__name__}"
             )
-        items = list(events)
-        stored: list[Event] = []
-        if len(items) >= 2 * STREAM_CHUNK_ROWS and self._writer.streams:
-            # Validated chunk by chunk inside the writer's transaction: the next
-            # chunk is checked while the database stores the last one. The first
-            # chunk is checked here, so most bad input fails before any I/O.
-            first = self._prepare_chunk(items, 0, stored)
-            rest = (
-                self._prepare_chunk(items, start, stored)
-                for start in range(STREAM_CHUNK_ROWS, len(items), STREAM_CHUNK_ROWS)
-            )
-            await self._writer.write_stream(len(items), itertools.chain([first], rest))
-            return stored
-        rows = self._prepare_chunk(items, 0, stored, len(items))
-        if rows:
-            await self._writer.write(rows)
-        return stored
-
-    def _prepare_chunk(
-        self, items: list[Any], start: int, events: list[Event], size: int = 0
-    ) -> list[Row]:
-        """Validate ``items[start:start + size]`` (a stream chunk by default); their rows."""
-        rows: list[Row] = []
-        max_data_bytes, redactor = self._max_data_bytes, self._redactor
-        for index in range(start, min(start + (size or STREAM_CHUNK_ROWS), len(items))):
+        prepared: list[PreparedEvent] = []
+        for index, item in enumerate(events):
             try:
-                prepared = prepare_new_event(
-                    items[index], max_data_bytes=max_data_bytes, redactor=redactor
+                prepared.append(
+                    prepare_new_event(
+                        item, max_data_bytes=self._max_data_bytes, redactor=self._redactor
+                    )
                 )
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event #{index}: {exc}") from exc
-            rows.append(prepared.row)
-            events.append(prepared.event)
-        return rows
+        if prepared:
+            await self._writer.write([p.row for p in prepared])
+        return [p.event for p in prepared]
 
     def emit(
         self,
@@ -395,7 +369,9 @@ class EventLogger:
         if len(events) > limit:
             del events[limit:]
             last = events[-1]
-            next_cursor = self._cursors.encode((last.timestamp, last.id), newest_first=newest_first)
+            next_cursor = self._cursors.encode(
+                (last.timestamp, last.id), newest_first=newest_first
+            )
         return Page(events=events, next_cursor=next_cursor)
 
     async def count_events(

@@ -31,7 +31,7 @@ import contextlib
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
@@ -115,19 +115,6 @@ class Sink(ABC):
     async def execute(self, statement: UpdateBase) -> int:
         """Run one DML statement in its own transaction; return the affected row count."""
 
-    # True when insert_stream overlaps making the chunks with writing them.
-    streams = False
-
-    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
-        """Insert ``count`` rows made chunk by chunk (an exception from ``chunks`` aborts it).
-
-        All or nothing, like :meth:`insert`. Here the chunks are all made first.
-        """
-        rows = [row for chunk in chunks for row in chunk]
-        if len(rows) != count:
-            raise RuntimeError(f"a stream of {count} rows brought {len(rows)}")
-        return await self.insert(rows)
-
     async def reclaim(self, pages: int) -> int:
         """Give up to ``pages`` free pages back to the file system; return how many.
 
@@ -189,14 +176,6 @@ WITH bumped AS (
          AS r(id, event_type, source, task_id, agent_id, data, ts, n)
 )
 SELECT last_seq FROM bumped"""
-
-# A chunk of a streamed batch: numbered from $8, inside the caller's transaction.
-_PG_INSERT_CHUNK_SQL = f"""\
-INSERT INTO event_log ({", ".join(_COLUMN_NAMES)})
-SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts, $8 + r.n - 1
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[]) WITH ORDINALITY
-     AS r(id, event_type, source, task_id, agent_id, data, ts, n)"""
 
 # A driver failure that may have cost the connection: retried once on a new one.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
@@ -296,62 +275,6 @@ class PostgresSink(Sink):
             if self._driver is not None or not _lost_connection(exc):
                 raise
         return await self._insert_once(rows)  # once more, on a new connection
-
-    streams = True
-
-    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
-        """``BEGIN``, the bump, a statement per chunk, ``COMMIT``; the next chunk is made
-        while the server inserts the previous one (the loop would otherwise sit idle)."""
-        made: list[Row] = []
-        try:
-            return await self._stream_once(count, chunks, made)
-        except Exception as exc:
-            if self._driver is not None or not _lost_connection(exc):
-                raise
-        # Lost before the commit was sent: nothing was stored; all of it once more.
-        rows = made + [row for chunk in chunks for row in chunk]
-        if len(rows) != count:
-            raise RuntimeError(f"a stream of {count} rows brought {len(rows)}")
-        return await self._insert_once(rows)
-
-    async def _stream_once(
-        self, count: int, chunks: Iterator[Sequence[Row]], made: list[Row]
-    ) -> int:
-        driver = await self._connection()
-        pending: asyncio.Task[Any] | None = None
-        try:
-            await driver.execute("BEGIN")
-            last_seq = _check_last_seq(await driver.fetchval(_PG_BUMP_SQL, count))
-            seq = last_seq - count + 1
-            chunk = next(chunks, None)
-            while chunk is not None:
-                if len(made) + len(chunk) > count:
-                    raise RuntimeError(f"a stream of {count} rows brought more")
-                made.extend(chunk)
-                pending = asyncio.ensure_future(
-                    driver.fetchval(_PG_INSERT_CHUNK_SQL, *zip(*chunk, strict=True), seq)
-                )
-                seq += len(chunk)
-                await asyncio.sleep(0)  # the statement goes out...
-                task, pending = pending, None
-                try:
-                    chunk = next(chunks, None)  # ...while the next chunk is made
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await task  # the chunk's own outcome no longer matters
-                    raise
-                await task
-            if len(made) != count:
-                raise RuntimeError(f"a stream of {count} rows brought {len(made)}")
-            await driver.execute("COMMIT")
-            return last_seq
-        except BaseException as exc:
-            if pending is not None:
-                pending.cancel()
-                await self._discard()
-            else:
-                await self._recover(exc)
-            raise
 
     async def execute(self, statement: UpdateBase) -> int:
         async with self._db.begin() as conn:

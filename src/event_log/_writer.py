@@ -20,18 +20,12 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.sql.dml import UpdateBase
 
-from ._errors import (
-    EventLogError,
-    InvalidEventError,
-    LoggerClosedError,
-    QueueFullError,
-    as_storage_error,
-)
+from ._errors import EventLogError, LoggerClosedError, QueueFullError, as_storage_error
 from ._models import Row
 from ._sinks import Sink
 
@@ -61,17 +55,6 @@ class _Write:
 
     def __init__(self, rows: Sequence[Row], future: asyncio.Future[None] | None):
         self.rows = rows
-        self.future = future
-
-
-class _Stream:
-    """``count`` rows made chunk by chunk as they are written (one transaction, alone)."""
-
-    __slots__ = ("chunks", "count", "future")
-
-    def __init__(self, count: int, chunks: Iterator[Sequence[Row]], future: asyncio.Future[None]):
-        self.count = count
-        self.chunks = chunks
         self.future = future
 
 
@@ -107,7 +90,7 @@ class Writer:
         self._sink = sink
         self._max_batch_rows = max_batch_rows
         self._max_queued = max_queued
-        self._queue: deque[_Write | _Stream | _Job | _Barrier | _Stop] = deque()
+        self._queue: deque[_Write | _Job | _Barrier | _Stop] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wake = asyncio.Event()
@@ -203,33 +186,6 @@ class Writer:
             await self._room_on_loop.wait()
             self._check_open()
         await self.submit(rows)
-
-    @property
-    def streams(self) -> bool:
-        """True when :meth:`write_stream` overlaps making rows with writing them."""
-        return self._sink.streams
-
-    async def write_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> None:
-        """Write ``count`` rows made by ``chunks`` in one transaction, and wait for its commit.
-
-        The writer pulls the chunks in its own turn, so the sink can make the next
-        while the database stores the last. An exception from ``chunks`` rolls
-        the transaction back; an :class:`InvalidEventError` reaches the caller
-        as it is (nothing was written, nothing counts as failed).
-        """
-        self._check_open()
-        loop = self.bind()
-        while self._queued() > 0 and self._queued() + count > self._max_queued:
-            self._room_on_loop.clear()
-            await self._room_on_loop.wait()
-            self._check_open()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            self._submitted += count
-        self._queue.append(_Stream(count, chunks, future))
-        self._start()
-        self._wake.set()
-        await future
 
     def emit(self, row: Row, *, block: bool = True) -> None:
         """Queue one row without waiting for its commit, from the loop's thread or any other.
@@ -341,9 +297,7 @@ class Writer:
                     await self._commit(batch)
                     continue
                 queue.popleft()
-                if isinstance(head, _Stream):
-                    await self._commit_stream(head)
-                elif isinstance(head, _Job):
+                if isinstance(head, _Job):
                     await self._run_job(head)
                 elif isinstance(head, _Barrier):
                     if not head.future.done():
@@ -372,33 +326,6 @@ class Writer:
                     self._committed([write], len(write.rows))
             return
         self._committed(batch, len(rows))
-
-    async def _commit_stream(self, stream: _Stream) -> None:
-        try:
-            await self._sink.insert_stream(stream.count, stream.chunks)
-        except InvalidEventError as exc:
-            with self._lock:
-                self._submitted -= stream.count  # never written, and not a storage failure
-                self._made_room()
-            if not stream.future.done():
-                stream.future.set_exception(exc)
-            return
-        except Exception as exc:
-            self._notify_listeners()
-            with self._lock:
-                self._failed += stream.count
-                self._made_room()
-            if not stream.future.done():
-                stream.future.set_exception(
-                    as_storage_error(f"writing {stream.count} event(s)", exc)
-                )
-            return
-        with self._lock:
-            self._written += stream.count
-            self._made_room()
-        self._notify_listeners()
-        if not stream.future.done():
-            stream.future.set_result(None)
 
     def _made_room(self) -> None:
         """Wake whoever waits for room (called with the lock held)."""
@@ -444,13 +371,6 @@ class Writer:
             item = self._queue.popleft()
             if isinstance(item, _Write):
                 self._failed_write(item, LoggerClosedError("the logger closed before this write"))
-            elif isinstance(item, _Stream):
-                with self._lock:
-                    self._failed += item.count
-                if not item.future.done():
-                    item.future.set_exception(
-                        LoggerClosedError("the logger closed before this write")
-                    )
             elif isinstance(item, _Job | _Barrier) and not item.future.done():
                 item.future.set_exception(LoggerClosedError("the logger is closed"))
         with self._lock:
