@@ -32,10 +32,19 @@ from .common import DATA_DIR, ROOT, remove_sqlite_files, sqlite_url
 from .dataset import ensure_dataset
 from .histogram import EVERY, run_histogram
 from .partition import run_partition_prune
+from .pg_dataset import database_name, ensure_pg_dataset
+from .pg_reads import pg_read_cases, run_pg_reads
 from .prune import WRITERS, run_prune
 from .reads import COMMON_TYPE, FILTER_TYPE, run_reads
 from .report import Row, Target, at_least, below, render, write_json
-from .writes import BATCH_SIZE, CONCURRENT_TASKS, run_scenario, sequential_events
+from .writes import (
+    BATCH_SIZE,
+    CONCURRENT_TASKS,
+    PROCESSES,
+    TASKS_PER_PROCESS,
+    run_scenario,
+    sequential_events,
+)
 
 PG_URL_ENV = "EVENT_LOG_BENCH_POSTGRES_URL"
 
@@ -52,6 +61,7 @@ class Config:
     offset_runs: int  # repetitions of the (slow) OFFSET comparison
     timeout: float  # seconds a write subprocess may take
     repeats: int  # runs of each write scenario (the median is reported)
+    pg_rows: int  # rows of the cached PostgreSQL read database
     partition_rows: int = 200_000  # rows of the PostgreSQL partition-prune comparison
 
     @classmethod
@@ -61,15 +71,32 @@ class Config:
         quick: bool,
         events: int | None,
         repeats: int | None,
+        pg_rows: int | None = None,
         partition_rows: int | None = None,
     ) -> Config:
         if quick:
             return cls(
-                "quick", events or 5_000, 50_000, 20_000, 20, 10, 180, repeats or 1,
+                "quick",
+                events or 5_000,
+                50_000,
+                20_000,
+                20,
+                10,
+                180,
+                repeats or 1,
+                pg_rows or 20_000,
                 partition_rows or 20_000,
             )
         return cls(
-            "full", events or 50_000, 1_000_000, 1_000_000, 50, 10, 900, repeats or 3,
+            "full",
+            events or 50_000,
+            1_000_000,
+            1_000_000,
+            50,
+            10,
+            900,
+            repeats or 3,
+            pg_rows or 10_000_000,
             partition_rows or 200_000,
         )
 
@@ -77,8 +104,7 @@ class Config:
 # -- scenario descriptions ----------------------------------------------------------------
 
 
-# (scenario, label, SQLite targets); PostgreSQL rows have no targets (the issue's
-# targets are for SQLite file databases) but report the same measurements.
+# (scenario, label, SQLite targets); PostgreSQL has targets of its own (below).
 def _write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
     return [
         ("raw", "raw limit", ()),
@@ -103,6 +129,29 @@ def _write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
             (at_least("ratio", 0.7, ">= 0.7x raw"),),
         ),
     ]
+
+
+# The PostgreSQL targets (issue "PostgreSQL scale"): concurrent log_event and
+# bulk log_events against asyncpg's COPY; the other rows are for information.
+_PG_TARGETS = {
+    "log_event_concurrent": (at_least("ratio", 0.3, ">= 0.3x raw"),),
+    "log_events_batches": (at_least("ratio", 0.7, ">= 0.7x raw"),),
+}
+
+
+def _pg_write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
+    rows = [
+        (scenario, label, _PG_TARGETS.get(scenario, ()))
+        for scenario, label, _ in _write_scenarios(cfg)
+    ]
+    rows.append(
+        (
+            "processes_4x25",
+            f"log_event, {PROCESSES} processes x {TASKS_PER_PROCESS} tasks",
+            (),
+        )
+    )
+    return rows
 
 
 _RAW_LABELS = {
@@ -156,14 +205,10 @@ def _measure_writes(
     """
     title = _BACKEND_TITLES[backend]
     scenarios: list[tuple[str, Row]] = []
-    for scenario, label, targets in _write_scenarios(cfg):
+    specs = _write_scenarios(cfg) if backend == "sqlite" else _pg_write_scenarios(cfg)
+    for scenario, label, targets in specs:
         label = f"{title} {_RAW_LABELS[backend] if scenario == 'raw' else label}"
-        row = Row(
-            f"writes.{backend}.{scenario}",
-            "writes",
-            label,
-            targets=targets if backend == "sqlite" else (),
-        )
+        row = Row(f"writes.{backend}.{scenario}", "writes", label, targets=targets)
         rows.append(row)
         scenarios.append((scenario, row))
         if skipped is not None:
@@ -455,6 +500,56 @@ def _measure_histogram(rows: list[Row], cfg: Config, data_dir: Path) -> None:
     by_type.note = f"{by_type.metrics['runs']} runs"
 
 
+def _measure_pg_reads(rows: list[Row], cfg: Config, admin_url: str | None) -> None:
+    """The PostgreSQL reads (``pg_reads.pg_read_cases``) on the cached large database."""
+    cases = pg_read_cases(cfg.pg_rows)
+    title = f"PostgreSQL {cfg.pg_rows:,} rows:"
+    read_rows = [
+        Row(f"reads.postgres.{c.key}", "reads", f"{title} {c.label}", targets=c.targets)
+        for c in cases
+    ]
+    rows.extend(read_rows)
+    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
+    if admin_url is None or reason is not None:
+        for row in read_rows:
+            row.status, row.note = "skipped", reason or "skipped"
+        return
+    _progress(f"PostgreSQL read database: {cfg.pg_rows:,} rows ({database_name(cfg.pg_rows)}) ...")
+    try:
+        dataset = ensure_pg_dataset(admin_url, cfg.pg_rows)
+    except Exception as exc:  # reported as ERROR rows; the run goes on
+        for row in read_rows:
+            row.status, row.note = "error", f"no PostgreSQL read database: {exc}"
+        _progress(f"  failed: {exc}")
+        return
+    _progress(f"PostgreSQL reads ({cfg.runs} runs each) ...")
+    try:
+        results = asyncio.run(run_pg_reads(dataset, cases, runs=cfg.runs))
+    except Exception as exc:  # reported as ERROR rows; the run goes on
+        for row in read_rows:
+            row.status, row.note = "error", str(exc)
+        _progress(f"  failed: {exc}")
+        return
+    for case, row in zip(cases, read_rows, strict=True):
+        result = results[case.key]
+        if isinstance(result, Exception):
+            row.status, row.note = "error", f"{type(result).__name__}: {result}"
+            continue
+        row.metrics = result
+        if "events_in_window" in result:
+            age_min = dataset.age().total_seconds() / 60
+            row.note = (
+                f"{result['events_in_window']:,} events in the newest hour of data "
+                f"(window widened by the database's age, {age_min:.0f} min)"
+            )
+        elif "matched" in result:
+            row.note = f"{result['matched']:,} matching rows"
+    read_rows[0].note = (
+        f"database {database_name(cfg.pg_rows)}, built once in {dataset.build_seconds:.0f} s "
+        f"and reused while valid"
+    )
+
+
 # -- the run ------------------------------------------------------------------------------
 
 
@@ -523,6 +618,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "20,000 with --quick)",
     )
     parser.add_argument(
+        "--pg-rows",
+        type=int,
+        metavar="ROWS",
+        help=(
+            "rows of the cached PostgreSQL read database, built once with COPY in a database "
+            "named event_log_bench_<size> (default: 10,000,000; 20,000 with --quick)"
+        ),
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=DATA_DIR,
@@ -536,6 +640,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--partition-rows must be at least 1")
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.pg_rows is not None and args.pg_rows < 1_000:
+        parser.error("--pg-rows must be at least 1,000")
     return args
 
 
@@ -545,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         events=args.events,
         repeats=args.repeat,
+        pg_rows=args.pg_rows,
         partition_rows=args.partition_rows,
     )
     data_dir: Path = args.data_dir.resolve()
@@ -560,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     _measure_reads_and_prune(rows, cfg, data_dir)
     _measure_partition_prune(rows, cfg, None if args.skip_postgres else args.postgres_url)
     _measure_histogram(rows, cfg, data_dir)
+    _measure_pg_reads(rows, cfg, None if args.skip_postgres else args.postgres_url)
 
     meta: dict[str, Any] = {
         "mode": cfg.mode,
@@ -569,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
         "emits": cfg.emits,
         "read_rows": cfg.read_rows,
         "read_runs": cfg.runs,
+        "pg_read_rows": cfg.pg_rows,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(perf_counter() - started, 1),
         "revision": _git_revision(),

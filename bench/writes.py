@@ -17,6 +17,11 @@ SCENARIO URL N OUT`` and writes one JSON object to ``OUT``. Scenarios:
     ``emit()`` of N events (yielding to the loop every 1,000), then ``flush()``.
 ``log_events_batches``
     ``log_events`` in batches of 1,000, awaited one after another.
+``processes_4x25``
+    ``log_event`` awaited by 25 tasks in each of 4 processes at once (each with
+    its own logger on the same database), N events in total. The processes
+    start, open their loggers and log a warm-up event first; the clock runs
+    from the moment all of them are told to go until the last one is done.
 ``emit_memory``
     The memory check: N ``emit()`` calls with no ``flush()`` in between, only
     ``await asyncio.sleep(0)`` every 1,000, then one ``flush()``.
@@ -308,6 +313,84 @@ async def emit_memory(url: str, n: int) -> Result:
     return await _with_logger(url, n, body)
 
 
+PROCESSES = 4
+TASKS_PER_PROCESS = 25
+
+
+async def _process_worker(url: str, n: int) -> None:
+    """One of the processes of ``processes_4x25``: ready, wait for go, log, report."""
+    per_task, extra = divmod(n, TASKS_PER_PROCESS)
+    async with EventLogger.open(url, migrate=False) as log:
+        warm = make_input(0)
+        await log.log_event(warm.event_type, warm.source, task_id="warm-up", data=warm.data)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+        async def worker(k: int) -> None:
+            for j in range(per_task + (1 if k < extra else 0)):
+                e = make_input(j * TASKS_PER_PROCESS + k)
+                await log.log_event(
+                    e.event_type, e.source, task_id=e.task_id, agent_id=e.agent_id, data=e.data
+                )
+
+        await asyncio.gather(*(worker(k) for k in range(TASKS_PER_PROCESS)))
+        await log.flush()
+    print("done", flush=True)
+
+
+async def processes_4x25(url: str, n: int) -> Result:
+    """``log_event`` from 25 tasks in each of 4 processes on the same database."""
+    counts = [n // PROCESSES + (1 if p < n % PROCESSES else 0) for p in range(PROCESSES)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.writes",
+            "worker",
+            url,
+            str(count),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for count in counts
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            if await proc.stdout.readline() != b"ready\n":
+                raise RuntimeError("a writer process did not start")
+        start = perf_counter()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        outputs = await asyncio.gather(*(proc.communicate() for proc in procs))
+        seconds = perf_counter() - start
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    if any(
+        proc.returncode != 0 or out.strip() != b"done"
+        for proc, (out, _) in zip(procs, outputs, strict=True)
+    ):
+        raise RuntimeError("a writer process failed")
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        count = await conn.fetchval("SELECT count(*) FROM event_log")
+    finally:
+        await conn.close()
+    return {
+        "events": n,
+        "seconds": seconds,
+        "rows_in_table": count,
+        "expected_rows": n + PROCESSES,  # and a warm-up event per process
+        "processes": PROCESSES,
+        "tasks_per_process": TASKS_PER_PROCESS,
+    }
+
+
 SCENARIOS: dict[str, Callable[[str, int], Coroutine[Any, Any, Result]]] = {
     "raw": raw,
     "log_event_concurrent": log_event_concurrent,
@@ -315,6 +398,7 @@ SCENARIOS: dict[str, Callable[[str, int], Coroutine[Any, Any, Result]]] = {
     "emit_flush": emit_flush,
     "log_events_batches": log_events_batches,
     "emit_memory": emit_memory,
+    "processes_4x25": processes_4x25,
 }
 
 
@@ -346,6 +430,10 @@ def run_scenario(scenario: str, url: str, n: int, *, timeout: float) -> Result:
 
 def main(argv: list[str] | None = None) -> int:
     """The child: run one scenario and write its JSON result."""
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["worker"]:  # a process of processes_4x25
+        asyncio.run(_process_worker(args_in[1], int(args_in[2])))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m bench.writes", description=__doc__)
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("url")

@@ -27,6 +27,7 @@ WRITE_SCENARIOS = (
 )
 EXPECTED_ROWS = (
     *(f"writes.{backend}.{s}" for backend in ("sqlite", "postgres") for s in WRITE_SCENARIOS),
+    "writes.postgres.processes_4x25",
     "memory.emit_1m",
     "reads.timeline",
     "reads.agent_latest",
@@ -40,6 +41,10 @@ EXPECTED_ROWS = (
     "prune.postgres_partitions",
     "histogram.day",
     "histogram.by_type",
+    "reads.postgres.timeline",
+    "reads.postgres.summary",
+    "reads.postgres.keyset_page",
+    "reads.postgres.count_filtered",
 )
 
 
@@ -69,7 +74,7 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
 
     ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     for row_id, row in rows.items():
-        postgres_row = row_id.startswith(("writes.postgres.", "prune.postgres"))
+        postgres_row = row_id.startswith(("writes.postgres.", "reads.postgres.", "prune.postgres"))
         allowed = {"ok"} if ci or not postgres_row else {"ok", "skipped"}
         assert row["status"] in allowed, row
         if row["status"] == "ok":
@@ -97,6 +102,9 @@ def test_quick_benchmark_reports_every_row(tmp_path: Path) -> None:
         assert partitions["metrics"]["rows"] == 20_000
         assert partitions["metrics"]["deleted"] > 0
         assert partitions["metrics"]["partitions_dropped"] >= KEEP_DAYS - 1
+    if rows["reads.postgres.keyset_page"]["status"] == "ok":
+        assert rows["reads.postgres.keyset_page"]["metrics"]["depth"] == 10_000
+        assert report["meta"]["pg_read_rows"] == 20_000
     # The table went to stdout, with a line per row.
     assert "Targets met:" in proc.stdout
     assert proc.stdout.count("\n") > len(EXPECTED_ROWS)

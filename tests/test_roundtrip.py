@@ -16,10 +16,12 @@ text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 # PostgreSQL jsonb keeps numbers as decimals: a float is exact through it only when
 # its shortest repr has no exponent, so floats stay within 1e15 in magnitude.
 floats = st.floats(min_value=-1e15, max_value=1e15, allow_nan=False, allow_infinity=False)
+# Keys that are not secret-looking: the default redaction would mask their values.
+keys = text.filter(lambda k: not Redactor().is_secret(k))
 scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | floats | text
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=20,
 )
 segment = st.from_regex(r"[a-z][a-z0-9_]{0,9}", fullmatch=True)
@@ -43,7 +45,7 @@ timestamps = st.none() | st.datetimes(
     source=text.filter(lambda s: 0 < len(s) <= 255),
     task_id=ids,
     agent_id=ids,
-    data=st.none() | st.dictionaries(text, json_values, max_size=5),
+    data=st.none() | st.dictionaries(keys, json_values, max_size=5),
     timestamp=timestamps,
 )
 async def test_any_valid_event_reads_back_equal(
@@ -58,8 +60,7 @@ async def test_any_valid_event_reads_back_equal(
     event = await log.log_event(
         event_type, source, task_id=task_id, agent_id=agent_id, data=data, timestamp=timestamp
     )
-    # Values under secret-looking keys (hypothesis finds "AUTHORIZATION") are masked.
-    assert event.data == Redactor().apply(data)
+    assert event.data == data
     if timestamp is not None:
         assert event.timestamp == timestamp
         assert event.timestamp.tzinfo is UTC

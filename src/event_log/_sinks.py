@@ -28,6 +28,7 @@ insert itself. Two sinks:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -36,6 +37,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
@@ -48,6 +50,7 @@ from ._schema import EventRecord
 __all__ = [
     "NOTIFY_CHANNEL",
     "EngineSink",
+    "PostgresSink",
     "SQLiteFileSink",
     "Sink",
     "make_sink",
@@ -56,9 +59,6 @@ __all__ = [
 
 _table = cast(Table, EventRecord.__table__)
 _COLUMN_NAMES = [column.name for column in _table.columns]
-# On PostgreSQL, batches of at least this many rows are written with COPY,
-# which beats executemany from about this size on.
-COPY_MIN_ROWS = 64
 log = logging.getLogger("event_log")
 
 
@@ -185,7 +185,11 @@ class Sink(ABC):
 
 
 class EngineSink(Sink):
-    """Writes through the logger's SQLAlchemy engine, with the driver's executemany."""
+    """Writes through the logger's SQLAlchemy engine, with the driver's executemany.
+
+    The in-memory SQLite database (and any other engine without a sink of its
+    own) takes this path: each batch borrows the engine's connection.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -199,21 +203,155 @@ class EngineSink(Sink):
             params = _numbered_rows(
                 rows, last_seq, sqlite=self._sqlite, naive_utc=self._naive_utc
             )
-            if self._db.dialect == "postgresql" and len(params) >= COPY_MIN_ROWS:
-                # A larger batch goes in with COPY (binary), in the same transaction.
-                driver = (await conn.get_raw_connection()).driver_connection
-                assert driver is not None
-                await driver.copy_records_to_table(
-                    _table.name, records=params, columns=_COLUMN_NAMES
-                )
-            else:
-                await conn.exec_driver_sql(self._sql, params)
+            await conn.exec_driver_sql(self._sql, params)
         return last_seq
 
     async def execute(self, statement: UpdateBase) -> int:
         async with self._db.begin() as conn:
             result = await conn.execute(statement)
             return int(result.rowcount)
+
+
+# A PostgreSQL batch of up to this many rows is one statement (see PostgresSink).
+PG_STATEMENT_MAX_ROWS = 255
+_PG_BUMP_SQL = (
+    "UPDATE event_log_sequence SET last_seq = last_seq + $1 WHERE id = 1 "
+    f"RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)"
+)
+# One statement, so one round trip and its own implicit transaction: reserve
+# the numbers (the row lock lasts until the commit; NOTIFY is queued for it)
+# and insert the rows, sent as one array per column and numbered in order.
+_PG_INSERT_SQL = f"""\
+WITH bumped AS (
+    UPDATE event_log_sequence SET last_seq = last_seq + cardinality($1::text[])
+    WHERE id = 1
+    RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)
+), inserted AS (
+    INSERT INTO event_log ({", ".join(_COLUMN_NAMES)})
+    SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts,
+           b.last_seq - cardinality($1::text[]) + r.n
+    FROM bumped AS b,
+         unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::timestamptz[]) WITH ORDINALITY
+         AS r(id, event_type, source, task_id, agent_id, data, ts, n)
+)
+SELECT last_seq FROM bumped"""
+
+# A driver failure that may have cost the connection: retried once on a new one.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+
+
+class PostgresSink(Sink):
+    """PostgreSQL: a connection of its own, driven through asyncpg directly.
+
+    The sink checks one connection out of the engine's pool (so it connects
+    with the engine's URL, options and codecs, and the pool's pre-ping) and
+    keeps it while the logger lives: no checkout, ping or SQLAlchemy
+    transaction per batch. A batch of up to ``PG_STATEMENT_MAX_ROWS`` rows is
+    one statement (one round trip, one implicit transaction); a larger one is
+    ``BEGIN``, the sequence bump, a binary ``COPY`` and ``COMMIT``.
+
+    The sequence row's lock is taken first in both and held until the commit,
+    so ``seq`` order is commit order, and the commit carries the NOTIFY.
+
+    On a failure the connection is rolled back, or, when its state is unknown
+    (it was lost, or the batch was cancelled halfway), closed and replaced on
+    the next batch. A batch that failed because the connection was lost is
+    tried once more on a new connection: a transaction that had committed
+    after all cannot be stored twice (ids are unique), it fails instead.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # the asyncpg connection under self._conn
+
+    async def _connection(self) -> Any:
+        driver = self._driver
+        if driver is not None and not driver.is_closed():
+            return driver
+        if self._conn is not None:
+            await self._discard()
+        conn = await self._db.engine.connect()
+        try:
+            driver = (await conn.get_raw_connection()).driver_connection
+        except BaseException:
+            await conn.close()
+            raise
+        assert driver is not None
+        self._conn, self._driver = conn, driver
+        return driver
+
+    async def _discard(self) -> None:
+        """Close the connection (its state is unknown); the next batch gets a new one."""
+        conn, driver = self._conn, self._driver
+        self._conn = self._driver = None
+        if driver is not None:
+            driver.terminate()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _recover(self, exc: BaseException) -> None:
+        driver = self._driver
+        if driver is None:
+            return
+        if not isinstance(exc, Exception) or driver.is_closed():
+            await self._discard()  # cancelled halfway, or lost
+            return
+        if driver.is_in_transaction():
+            try:
+                await driver.execute("ROLLBACK")
+            except BaseException:
+                await self._discard()
+                raise
+
+    async def _insert_once(self, rows: Sequence[Row]) -> int:
+        driver = await self._connection()
+        try:
+            if len(rows) <= PG_STATEMENT_MAX_ROWS:
+                return _check_last_seq(
+                    await driver.fetchval(_PG_INSERT_SQL, *zip(*rows, strict=True))
+                )
+            await driver.execute("BEGIN")
+            last_seq = _check_last_seq(await driver.fetchval(_PG_BUMP_SQL, len(rows)))
+            await driver.copy_records_to_table(
+                _table.name,
+                records=_numbered_rows(rows, last_seq, sqlite=False),
+                columns=_COLUMN_NAMES,
+            )
+            await driver.execute("COMMIT")
+            return last_seq
+        except BaseException as exc:
+            await self._recover(exc)
+            raise
+
+    async def insert(self, rows: Sequence[Row]) -> int:
+        try:
+            return await self._insert_once(rows)
+        except Exception as exc:
+            if self._driver is not None or not _lost_connection(exc):
+                raise
+        return await self._insert_once(rows)  # once more, on a new connection
+
+    async def execute(self, statement: UpdateBase) -> int:
+        async with self._db.begin() as conn:
+            result = await conn.execute(statement)
+            return int(result.rowcount)
+
+    async def close(self) -> None:
+        conn, self._conn, self._driver = self._conn, None, None
+        if conn is not None:
+            await conn.close()
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """True for a failure of the connection itself (not of the statement)."""
+    return isinstance(
+        exc, (*_CONNECTION_ERRORS, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+    )
 
 
 # Batches up to this many rows commit on the loop (see the module docstring).
@@ -407,4 +545,6 @@ def make_sink(db: Database) -> Sink:
     url = db.engine.url
     if db.dialect == "sqlite" and not db.shared_connection and url.database and not url.query:
         return SQLiteFileSink(db, url.database)
+    if db.dialect == "postgresql" and db.engine.dialect.driver == "asyncpg":
+        return PostgresSink(db)
     return EngineSink(db)

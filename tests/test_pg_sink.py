@@ -1,0 +1,113 @@
+"""The PostgreSQL sink: its held connection, one-statement batches and COPY batches."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from event_log import EventLogger, StorageError
+from event_log._sinks import PG_STATEMENT_MAX_ROWS, PostgresSink
+
+pytestmark = pytest.mark.postgres
+
+LARGE = 4 * PG_STATEMENT_MAX_ROWS  # a COPY batch
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _seqs(url: str) -> list[tuple[str, int]]:
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        return [
+            (r["id"], r["seq"])
+            for r in await conn.fetch("SELECT id, seq FROM event_log ORDER BY seq")
+        ]
+    finally:
+        await conn.close()
+
+
+def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"event_type": "tool.called", "source": "s", "data": {"i": i}, **extra} for i in range(n)
+    ]
+
+
+async def test_small_and_large_batches_are_numbered_in_order(
+    postgres_only_url: str,
+) -> None:
+    async with EventLogger.open(postgres_only_url) as log:
+        assert isinstance(log._writer._sink, PostgresSink)
+        sizes = [1, PG_STATEMENT_MAX_ROWS, PG_STATEMENT_MAX_ROWS + 1, LARGE + 7]
+        written = []
+        for size in sizes:
+            written += await log.log_events(_batch(size))
+        stored = await _seqs(postgres_only_url)
+    assert [i for i, _ in stored] == [e.id for e in written]
+    assert [s for _, s in stored] == list(range(1, sum(sizes) + 1))
+
+
+async def test_large_batches_beside_concurrent_writers_keep_commit_order(
+    postgres_only_url: str,
+) -> None:
+    async with EventLogger.open(postgres_only_url) as log:
+
+        async def single(n: int) -> None:
+            for i in range(30):
+                await log.log_event("tool.called", f"single-{n}", data={"i": i})
+
+        async def bulk(n: int) -> None:
+            for _ in range(3):
+                await log.log_events(_batch(LARGE + n, source=f"bulk-{n}"))
+
+        await asyncio.gather(*(single(n) for n in range(10)), *(bulk(n) for n in range(3)))
+        total = 10 * 30 + sum(3 * (LARGE + n) for n in range(3))
+        assert await log.count_events() == total
+        assert log.stats.written == total
+        assert [s for _, s in await _seqs(postgres_only_url)] == list(range(1, total + 1))
+
+
+async def test_a_lost_connection_is_replaced(postgres_only_url: str) -> None:
+    async with EventLogger.open(postgres_only_url) as log:
+        await log.log_event("task.created", "c")
+        sink = log._writer._sink
+        assert isinstance(sink, PostgresSink)
+        pid = sink._driver.get_server_pid()
+        admin = await asyncpg.connect(_dsn(postgres_only_url))
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.1)  # the termination reaches the client
+        # Small and large batches both go through on a new connection.
+        await log.log_event("task.started", "c")
+        await log.log_events(_batch(PG_STATEMENT_MAX_ROWS + 1))
+        await log.log_events(_batch(LARGE))
+        assert sink._driver.get_server_pid() != pid
+        assert await log.count_events() == 2 + PG_STATEMENT_MAX_ROWS + 1 + LARGE
+
+
+async def test_a_duplicate_id_fails_only_its_batch_and_keeps_the_connection(
+    postgres_only_url: str,
+) -> None:
+    from event_log._models import prepare_event
+
+    async with EventLogger.open(postgres_only_url) as log:
+        first = await log.log_event("task.created", "c")
+        sink = log._writer._sink
+        assert isinstance(sink, PostgresSink)
+        pid = sink._driver.get_server_pid()
+        row = prepare_event("task.created", "c", max_data_bytes=100).row
+        for size in (1, PG_STATEMENT_MAX_ROWS + 1):
+            rows = [prepare_event("task.started", "c", max_data_bytes=100).row for _ in range(size)]
+            rows[-1] = (first.id, *row[1:])
+            with pytest.raises(StorageError):
+                await log._writer.write(rows)
+        await log.log_event("task.completed", "c")
+        assert sink._driver.get_server_pid() == pid  # rolled back, not reconnected
+        assert await log.count_events() == 2
