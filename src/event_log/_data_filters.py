@@ -334,9 +334,7 @@ def _mysql_type(fragment: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.json_type(fragment)
 
 
-def _mysql_number(
-    fragment: ColumnElement[Any], op: str, value: int | float
-) -> ColumnElement[bool]:
+def _mysql_number(fragment: ColumnElement[Any], op: str, value: int | float) -> ColumnElement[bool]:
     """A JSON number compared with ``value``: two integers exactly (as decimals), any
     other pair as doubles (exact for integers up to 2**53)."""
     as_double = COMPARISONS[op](
@@ -344,9 +342,7 @@ def _mysql_number(
     )
     if isinstance(value, float):
         return and_(_mysql_type(fragment).in_(_MYSQL_NUMBER_TYPES), as_double)
-    as_decimal = COMPARISONS[op](
-        cast(fragment, Numeric(65, 0)), literal(value, Numeric(65, 0))
-    )
+    as_decimal = COMPARISONS[op](cast(fragment, Numeric(65, 0)), literal(value, Numeric(65, 0)))
     return case(
         (_mysql_type(fragment) == "INTEGER", as_decimal),
         (_mysql_type(fragment) == "DOUBLE", as_double),
@@ -396,6 +392,4 @@ def _mysql_contains(column: ColumnElement[Any], value: dict[str, Any]) -> Column
 
 
 def _mysql_compare(column: ColumnElement[Any], comparison: Comparison) -> ColumnElement[bool]:
-    return _mysql_scalar(
-        _mysql_member(column, comparison.key), comparison.op, comparison.value
-    )
+    return _mysql_scalar(_mysql_member(column, comparison.key), comparison.op, comparison.value)

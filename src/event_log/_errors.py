@@ -1,11 +1,11 @@
 """The exception tree, and the one place driver errors are translated into it.
 
-    EventLogError
-    ├── InvalidEventError   (also ValueError)  bad input; nothing was written
-    ├── InvalidCursorError  (also ValueError)  a cursor this logger did not issue
-    ├── StorageError                           the database failed; __cause__ is the driver error
-    ├── LoggerClosedError                      the logger was closed
-    └── QueueFullError                         emit() on the loop found the write queue full
+EventLogError
+├── InvalidEventError   (also ValueError)  bad input; nothing was written
+├── InvalidCursorError  (also ValueError)  a cursor this logger did not issue
+├── StorageError                           the database failed; __cause__ is the driver error
+├── LoggerClosedError                      the logger was closed
+└── QueueFullError                         emit() on the loop found the write queue full
 """
 
 from __future__ import annotations

@@ -132,10 +132,7 @@ def _bound(moment: datetime) -> str:
     """A timestamptz literal with an explicit offset: the same instant whatever the
     session's TimeZone (and four-digit years, which strftime's %Y does not give)."""
     m = moment.astimezone(UTC)
-    return (
-        f"'{m.year:04d}-{m.month:02d}-{m.day:02d} "
-        f"{m.hour:02d}:{m.minute:02d}:{m.second:02d}+00'"
-    )
+    return f"'{m.year:04d}-{m.month:02d}-{m.day:02d} {m.hour:02d}:{m.minute:02d}:{m.second:02d}+00'"
 
 
 # -- what is there --------------------------------------------------------------------------
@@ -158,7 +155,7 @@ def _relkind(connection: Connection, name: str) -> str | None:
 
 
 def partitioning(connection: Connection) -> PartitionBy | None:
-    """"day" or "month" when ``event_log`` is partitioned by event-log; else None.
+    """ "day" or "month" when ``event_log`` is partitioned by event-log; else None.
 
     None on SQLite, for a plain table, and where there is no table at all.
     """
@@ -205,9 +202,7 @@ def list_partitions(connection: Connection) -> list[Partition]:
 def _lock(connection: Connection, lock_timeout_ms: int | None = None) -> None:
     """Take the maintenance lock (waiting as long as it takes), then limit how long
     this transaction's table locks may wait, when ``lock_timeout_ms`` is given."""
-    connection.execute(
-        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_PARTITION_LOCK_KEY}
-    )
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_PARTITION_LOCK_KEY})
     if lock_timeout_ms is not None:
         connection.exec_driver_sql(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
 
@@ -307,9 +302,7 @@ def _to_partitioned(connection: Connection, by: PartitionBy, ahead: int | None) 
         f'CREATE TABLE {new} (LIKE {TABLE} INCLUDING DEFAULTS) PARTITION BY RANGE ("timestamp")'
     )
     connection.exec_driver_sql(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {new} DEFAULT")
-    connection.exec_driver_sql(
-        f"COMMENT ON TABLE {DEFAULT_PARTITION} IS '{_COMMENT.format(by)}'"
-    )
+    connection.exec_driver_sql(f"COMMENT ON TABLE {DEFAULT_PARTITION} IS '{_COMMENT.format(by)}'")
     # One partition per period that holds rows (never a run of empty ones
     # between far-apart rows), each made before the rows are copied.
     trunc = "day" if by == "day" else "month"

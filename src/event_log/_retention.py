@@ -77,8 +77,6 @@ def retention_rules(
             )
         )
     rules.append(
-        RetentionRule(
-            None, tuple(specs.values()), minutes_ago(default_days * 24 * 60), "default"
-        )
+        RetentionRule(None, tuple(specs.values()), minutes_ago(default_days * 24 * 60), "default")
     )
     return rules

@@ -120,9 +120,7 @@ class JSONText(TypeDecorator[Any]):
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         return None
 
-    def result_processor(
-        self, dialect: Dialect, coltype: object
-    ) -> Callable[[Any], Any] | None:
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
         if dialect.name == "postgresql":
             return None  # SQLAlchemy's asyncpg jsonb codec already decoded it
         loads = json.loads

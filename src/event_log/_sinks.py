@@ -200,9 +200,7 @@ class EngineSink(Sink):
     async def insert(self, rows: Sequence[Row]) -> int:
         async with self._db.begin() as conn:
             last_seq = await reserve_seq(conn, len(rows))
-            params = _numbered_rows(
-                rows, last_seq, sqlite=self._sqlite, naive_utc=self._naive_utc
-            )
+            params = _numbered_rows(rows, last_seq, sqlite=self._sqlite, naive_utc=self._naive_utc)
             await conn.exec_driver_sql(self._sql, params)
         return last_seq
 
