@@ -66,14 +66,6 @@ def is_memory_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-# The engine's connections (the readers) map the file instead of copying each
-# page they read into SQLite's page cache: a scan of a large index range (a
-# histogram, a count) reads many pages once. Address space only, never
-# allocated memory; SQLite caps it at the file's size. The writer's own
-# connections (_sinks) keep plain reads.
-SQLITE_READ_MMAP_BYTES = 1 << 30
-
-
 def sqlite_pragmas(*, memory: bool) -> list[str]:
     """The PRAGMAs every connection to an event-log SQLite database runs first."""
     pragmas = [
@@ -113,8 +105,6 @@ def create_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
 
     engine = create_async_engine(url, **engine_kwargs)
     pragmas = sqlite_pragmas(memory=memory)
-    if not memory:
-        pragmas.append(f"PRAGMA mmap_size = {SQLITE_READ_MMAP_BYTES}")
 
     @event.listens_for(engine.sync_engine, "connect")
     def _tune(dbapi_connection: Any, _record: Any) -> None:
