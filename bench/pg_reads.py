@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from time import perf_counter
 from typing import Any
 
@@ -35,6 +35,8 @@ __all__ = ["FILTER_TYPE", "ReadCase", "ReadContext", "pg_read_cases", "run_pg_re
 
 WARM_UP = 3
 FILTER_TYPE = EventType.TASK_FAILED  # a selective filter (~0.07% of rows)
+BIG_BID = ("bid_sats", ">", 800)  # bids are 50-900 sats: about one in nine
+TOOL_FILTER = {"tool": "run_tests"}  # one tool of six
 
 Call = Callable[[int], Awaitable[object]]
 
@@ -91,6 +93,32 @@ async def _keyset_page(ctx: ReadContext) -> tuple[Call, dict[str, Any]]:
     return (lambda i: ctx.log.list_events(limit=100, cursor=cursor)), {"depth": depth}
 
 
+async def _data_where_page(ctx: ReadContext) -> tuple[Call, dict[str, Any]]:
+    """The issue's question, "which agent bid more than N sats?": the newest page of them."""
+
+    def call(i: int) -> Awaitable[object]:
+        return ctx.log.list_events(
+            event_type=EventType.BID_SUBMITTED, data_where=[BIG_BID], limit=100
+        )
+
+    page = await ctx.log.list_events(
+        event_type=EventType.BID_SUBMITTED, data_where=[BIG_BID], limit=100
+    )
+    if not page.events or any(e.data is None or e.data["bid_sats"] <= 800 for e in page.events):
+        raise RuntimeError("the data_where page is empty or wrong")
+    return call, {"matched": len(page.events)}
+
+
+async def _data_contains_hour(ctx: ReadContext) -> tuple[Call, dict[str, Any]]:
+    """Containment over the newest hour: every row of the window has its data read."""
+    since = datetime.now(UTC) - timedelta(minutes=ctx.last_hour_minutes)
+
+    def call(i: int) -> Awaitable[int]:
+        return ctx.log.count_events(since=since, data_contains=TOOL_FILTER)
+
+    return call, {"matched": await call(0)}
+
+
 async def _count_filtered(ctx: ReadContext) -> tuple[Call, dict[str, Any]]:
     matched = await ctx.log.count_events(event_type=FILTER_TYPE)
     return (lambda i: ctx.log.count_events(event_type=FILTER_TYPE)), {"matched": matched}
@@ -99,8 +127,8 @@ async def _count_filtered(ctx: ReadContext) -> tuple[Call, dict[str, Any]]:
 def pg_read_cases(rows: int) -> list[ReadCase]:
     """The PostgreSQL reads, in report order (append new cases here).
 
-    Planned next (other branches): a ``data_contains`` filter query, and
-    partition pruning against a batched delete for retention.
+    Partition pruning against a batched delete has its own row (``bench.partition``):
+    it changes the database, and this one is a cache.
     """
     return [
         ReadCase(
@@ -126,6 +154,18 @@ def pg_read_cases(rows: int) -> list[ReadCase]:
             f"count_events(event_type={FILTER_TYPE.value!r})",
             (below("p50_ms", 20, "< 20 ms"),),
             _count_filtered,
+        ),
+        ReadCase(
+            "data_where_page",
+            f"list_events(event_type='bid.submitted', data_where=[{BIG_BID!r}], limit=100)",
+            (below("p50_ms", 20, "< 20 ms"),),
+            _data_where_page,
+        ),
+        ReadCase(
+            "data_contains_hour",
+            f"count_events(since=1 hour ago, data_contains={TOOL_FILTER!r})",
+            (below("p50_ms", 50, "< 50 ms"),),
+            _data_contains_hour,
         ),
     ]
 

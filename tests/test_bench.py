@@ -45,6 +45,8 @@ EXPECTED_ROWS = (
     "reads.postgres.summary",
     "reads.postgres.keyset_page",
     "reads.postgres.count_filtered",
+    "reads.postgres.data_where_page",
+    "reads.postgres.data_contains_hour",
 )
 
 
