@@ -17,6 +17,7 @@ import pytest
 from alembic import command
 from click.testing import Result
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import event_log
@@ -393,6 +394,21 @@ async def test_sqlite_cannot_be_partitioned(tmp_path: object) -> None:
         assert await log.ensure_partitions() == []
         await log.log_event("task.created", "c")
         assert await log.prune_events(0) == 1
+
+
+async def test_mariadb_refuses_partitioning_before_any_revision_runs(
+    mariadb_only_url: str,
+) -> None:
+    # MariaDB commits DDL as it goes: a refusal after the revisions left them applied.
+    with pytest.raises(ValueError, match="needs PostgreSQL"):
+        await event_log.upgrade(mariadb_only_url, partition="month")
+    engine = create_engine(make_url(mariadb_only_url))
+    try:
+        async with engine.connect() as conn:
+            tables = (await conn.exec_driver_sql("SHOW TABLES")).scalars().all()
+    finally:
+        await engine.dispose()
+    assert tables == []
 
 
 async def test_bad_partition_arguments(tmp_path: object) -> None:

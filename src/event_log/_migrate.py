@@ -91,6 +91,13 @@ def _upgrade_on(
 async def _upgrade_engine(
     engine: AsyncEngine, partition: str | None, partition_ahead: int | None
 ) -> None:
+    if partition in ("day", "month") and engine.dialect.name != "postgresql":
+        # Before any revision runs: MariaDB commits DDL as it goes, so a refusal
+        # after the revisions would leave them applied.
+        raise ValueError(
+            f"time partitioning needs PostgreSQL; this database is {engine.dialect.name} "
+            "(prune_events deletes in batches there)"
+        )
     # One transaction for the whole upgrade; committed when the block exits.
     async with _one_at_a_time(), engine.begin() as connection:
         await connection.run_sync(_upgrade_on, partition, partition_ahead)
