@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from event_log._engine import create_engine, resolve_url
 from event_log._errors import translate_storage_errors
-from event_log._partition import check_partition_by
+from event_log._partition import check_partition_by, require_postgresql
 
 __all__ = ["alembic_config", "script_location", "upgrade"]
 
@@ -91,13 +91,10 @@ def _upgrade_on(
 async def _upgrade_engine(
     engine: AsyncEngine, partition: str | None, partition_ahead: int | None
 ) -> None:
-    if partition in ("day", "month") and engine.dialect.name != "postgresql":
+    if partition in ("day", "month"):
         # Before any revision runs: MariaDB commits DDL as it goes, so a refusal
         # after the revisions would leave them applied.
-        raise ValueError(
-            f"time partitioning needs PostgreSQL; this database is {engine.dialect.name} "
-            "(prune_events deletes in batches there)"
-        )
+        require_postgresql(engine.dialect.name)
     # One transaction for the whole upgrade; committed when the block exits.
     async with _one_at_a_time(), engine.begin() as connection:
         await connection.run_sync(_upgrade_on, partition, partition_ahead)

@@ -51,6 +51,7 @@ __all__ = [
     "partition_name",
     "partitioning",
     "period_start",
+    "require_postgresql",
     "set_partitioning",
 ]
 
@@ -80,10 +81,11 @@ def check_partition_by(value: object) -> str:
     return value
 
 
-def _require_postgresql(connection: Connection) -> None:
-    if connection.dialect.name != "postgresql":
+def require_postgresql(dialect_name: str) -> None:
+    """``ValueError`` unless the database can be partitioned (PostgreSQL)."""
+    if dialect_name != "postgresql":
         raise ValueError(
-            f"time partitioning needs PostgreSQL; this database is {connection.dialect.name} "
+            f"time partitioning needs PostgreSQL; this database is {dialect_name} "
             "(prune_events deletes in batches there)"
         )
 
@@ -349,7 +351,7 @@ def set_partitioning(connection: Connection, by: str, *, ahead: int | None = Non
     check_partition_by(by)
     if by == "none" and connection.dialect.name != "postgresql":
         return False
-    _require_postgresql(connection)
+    require_postgresql(connection.dialect.name)
     if _relkind(connection, TABLE) is None:
         raise ValueError("there is no event_log table to partition: run event_log.upgrade() first")
     # Before any table lock: partition maintenance takes this lock first too.
