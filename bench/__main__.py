@@ -140,7 +140,7 @@ _PG_TARGETS = {
 
 
 def _pg_write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
-    rows = [
+    rows: list[tuple[str, str, tuple[Target, ...]]] = [
         (scenario, label, _PG_TARGETS.get(scenario, ()))
         for scenario, label, _ in _write_scenarios(cfg)
     ]

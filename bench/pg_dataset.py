@@ -92,7 +92,7 @@ def _tasks(
         duration = int(math.exp(rng.uniform(math.log(120e6), math.log(6 * 3600e6))))
         story = _task_story(rng, rng.randint(60, 140))
         offsets = sorted(rng.randrange(duration) for _ in range(len(story) - 1))
-        events = []
+        events: list[tuple[Any, ...]] = []
         for ts, (kind, source, agent, payload) in zip(
             [start, *(start + o for o in offsets)], story, strict=True
         ):

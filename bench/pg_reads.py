@@ -1,7 +1,7 @@
 """Reads on the cached PostgreSQL database (``pg_dataset``), through the public API.
 
 Each read is a :class:`ReadCase`; :func:`pg_read_cases` lists them in report
-order, and the runner measures whatever it lists (warm-up, then ``runs``
+order, and the runner measures whatever it lists (``reads.measure``: warm-up, then ``runs``
 timed calls; median and p99). To add a read, append a case there: a key (the
 row id is ``reads.postgres.<key>``), a label, targets, and an async ``setup``
 that gets the open logger, a raw asyncpg connection and the dataset, and
@@ -19,21 +19,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from time import perf_counter
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
 from event_log import EventLogger, EventType
 
-from .common import summarize_ms
 from .pg_dataset import PgDataset
 from .postgres import asyncpg_dsn
+from .reads import measure
 from .report import Target, below
 
 __all__ = ["FILTER_TYPE", "ReadCase", "ReadContext", "pg_read_cases", "run_pg_reads"]
 
-WARM_UP = 3
 FILTER_TYPE = EventType.TASK_FAILED  # a selective filter (~0.07% of rows)
 BIG_BID = ("bid_sats", ">", 800)  # bids are 50-900 sats: about one in nine
 TOOL_FILTER = {"tool": "run_tests"}  # one tool of six
@@ -170,17 +168,6 @@ def pg_read_cases(rows: int) -> list[ReadCase]:
     ]
 
 
-async def _measure(runs: int, call: Call) -> dict[str, Any]:
-    for i in range(WARM_UP):
-        await call(i)
-    times: list[float] = []
-    for i in range(runs):
-        t0 = perf_counter()
-        await call(WARM_UP + i)
-        times.append(perf_counter() - t0)
-    return {"runs": runs, **summarize_ms(times)}
-
-
 async def run_pg_reads(
     dataset: PgDataset, cases: list[ReadCase], *, runs: int
 ) -> dict[str, dict[str, Any] | Exception]:
@@ -193,7 +180,7 @@ async def run_pg_reads(
             for case in cases:
                 try:
                     call, extra = await case.setup(ctx)
-                    results[case.key] = {**await _measure(runs, call), **extra}
+                    results[case.key] = {**await measure(runs, call), **extra}
                 except Exception as exc:  # reported as an ERROR row; the others go on
                     results[case.key] = exc
     finally:

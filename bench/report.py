@@ -43,7 +43,7 @@ class Row:
     """One measured line of the report; ``id`` is stable across runs (for comparing JSON)."""
 
     id: str
-    section: Literal["writes", "memory", "reads", "prune"]
+    section: Literal["writes", "memory", "reads", "prune", "histogram"]
     label: str
     metrics: dict[str, Any] = field(default_factory=dict)
     targets: tuple[Target, ...] = ()
