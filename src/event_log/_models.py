@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic_core import PydanticSerializationError, to_json, to_jsonable_python
 
 from ._errors import InvalidEventError
-from ._ids import new_id
+from ._ids import new_id, new_ids
 from ._redact import Redactor
-from ._types import EVENT_TYPE_MAX_LENGTH, is_valid_event_type
+from ._types import EVENT_TYPE_MAX_LENGTH, KNOWN_EVENT_TYPES, is_valid_event_type
 
 __all__ = [
     "DEFAULT_MAX_DATA_BYTES",
@@ -34,7 +34,7 @@ __all__ = [
     "check_event_type",
     "check_text",
     "prepare_event",
-    "prepare_new_event",
+    "prepare_new_events",
     "storable_text",
     "trusted_event",
 ]
@@ -50,6 +50,8 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 def check_event_type(value: object) -> str:
     """The event type as a plain ``str``, or :class:`InvalidEventError`."""
+    if type(value) is str and value in KNOWN_EVENT_TYPES:
+        return value
     if not is_valid_event_type(value):
         raise InvalidEventError(
             f"event_type {value!r} is not a dotted lowercase name of at least two "
@@ -193,8 +195,6 @@ def encode_data(
     """
     if data is None:
         return None, None
-    if not isinstance(data, Mapping):
-        raise InvalidEventError(f"data must be a mapping or None, not {type(data).__name__}")
     if type(data) is dict and _is_flat_json(data):
         # The common case, a flat dict of JSON scalars: already what JSON mode
         # gives back, so a shallow copy replaces the conversion.
@@ -209,6 +209,8 @@ def encode_data(
         if len(encoded) > max_bytes:
             raise InvalidEventError(f"data is {len(encoded)} bytes as JSON; at most {max_bytes}")
         return dict(data), encoded.decode()
+    if not isinstance(data, Mapping):
+        raise InvalidEventError(f"data must be a mapping or None, not {type(data).__name__}")
     _check_keys(data)
     try:
         if redactor is not None:
@@ -302,18 +304,27 @@ _EVENT_FIELDS = frozenset(Event.model_fields)
 _NEW_EVENT_FIELDS = frozenset(NewEvent.model_fields)
 
 
+# BaseModel's own slots, set through their descriptors (no attribute lookup).
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+_new_object = object.__new__
+
+
 def trusted_event(values: dict[str, Any]) -> Event:
     """An :class:`Event` from already-validated values, without re-validation.
 
     This is what ``Event.model_construct`` does, minus its per-call default
     and field-set bookkeeping (all seven fields are always present), which
-    made it the largest cost on the write path.
+    made it the largest cost on the write path. The slots are set through
+    their descriptors: ``object.__setattr__`` would look each one up first.
     """
-    event = object.__new__(Event)
-    object.__setattr__(event, "__dict__", values)
-    object.__setattr__(event, "__pydantic_fields_set__", _EVENT_FIELDS)
-    object.__setattr__(event, "__pydantic_extra__", None)
-    object.__setattr__(event, "__pydantic_private__", None)
+    event = _new_object(Event)
+    _set_dict(event, values)
+    _set_fields_set(event, _EVENT_FIELDS)
+    _set_extra(event, None)
+    _set_private(event, None)
     return event
 
 
@@ -343,6 +354,39 @@ class PreparedEvent:
         self.row = row
 
 
+def _prepared(
+    event_id: str,
+    event_type: object,
+    source: object,
+    task_id: object,
+    agent_id: object,
+    data: object,
+    timestamp: object,
+    max_data_bytes: int,
+    redactor: Redactor | None,
+) -> tuple[Event, Row]:
+    """One event validated (secrets masked), stamped, and its row (positional: the hot path)."""
+    event_type = check_event_type(event_type)
+    source = check_text("source", source, required=True)
+    assert source is not None
+    task_id = check_text("task_id", task_id, required=False)
+    agent_id = check_text("agent_id", agent_id, required=False)
+    plain, text = encode_data(data, max_data_bytes, redactor)
+    when = datetime.now(UTC) if timestamp is None else check_aware("timestamp", timestamp)
+    event = trusted_event(
+        {
+            "id": event_id,
+            "event_type": event_type,
+            "source": source,
+            "task_id": task_id,
+            "agent_id": agent_id,
+            "data": plain,
+            "timestamp": when,
+        }
+    )
+    return event, (event_id, event_type, source, task_id, agent_id, text, when)
+
+
 def prepare_event(
     event_type: object,
     source: object,
@@ -355,56 +399,70 @@ def prepare_event(
     redactor: Redactor | None = None,
 ) -> PreparedEvent:
     """Validate one event (masking secrets), give it an id and a timestamp, build its row."""
-    event_type = check_event_type(event_type)
-    source = check_text("source", source, required=True)
-    assert source is not None
-    task_id = check_text("task_id", task_id, required=False)
-    agent_id = check_text("agent_id", agent_id, required=False)
-    plain, text = encode_data(data, max_data_bytes, redactor)
-    when = datetime.now(UTC) if timestamp is None else check_aware("timestamp", timestamp)
-    event_id = new_id()
-    event = trusted_event(
-        {
-            "id": event_id,
-            "event_type": event_type,
-            "source": source,
-            "task_id": task_id,
-            "agent_id": agent_id,
-            "data": plain,
-            "timestamp": when,
-        }
+    event, row = _prepared(
+        new_id(), event_type, source, task_id, agent_id, data, timestamp, max_data_bytes, redactor
     )
-    return PreparedEvent(event, (event_id, event_type, source, task_id, agent_id, text, when))
+    return PreparedEvent(event, row)
 
 
-def prepare_new_event(
-    item: object, *, max_data_bytes: int, redactor: Redactor | None = None
-) -> PreparedEvent:
-    """:func:`prepare_event` for a :class:`NewEvent` or a mapping of its fields."""
-    if isinstance(item, NewEvent):
-        fields: Mapping[str, Any] = item.__dict__
+def _new_event_fields(item: object) -> Mapping[str, Any]:
+    """The fields of a :class:`NewEvent` or of a mapping of its fields, checked for shape."""
+    # dict first: isinstance against a pydantic model class is slow for anything else.
+    if isinstance(item, dict):
+        fields: Mapping[str, Any] = item
+    elif isinstance(item, NewEvent):
+        return item.__dict__
     elif isinstance(item, Mapping):
         fields = item
-        if not fields.keys() <= _NEW_EVENT_FIELDS:
-            unknown = sorted(map(str, set(fields) - _NEW_EVENT_FIELDS))
-            raise InvalidEventError(f"unknown field(s) {unknown}")
-        if "event_type" not in fields or "source" not in fields:
-            raise InvalidEventError("an event needs at least event_type and source")
-        if isinstance(fields.get("timestamp"), str | int | float):
-            # Let pydantic parse ISO strings and the like, as NewEvent(...) would.
-            fields = _as_new_event(fields).__dict__
     else:
         raise InvalidEventError(f"expected a NewEvent or a mapping, not {type(item).__name__}")
-    return prepare_event(
-        fields["event_type"],
-        fields["source"],
-        fields.get("task_id"),
-        fields.get("agent_id"),
-        fields.get("data"),
-        fields.get("timestamp"),
-        max_data_bytes=max_data_bytes,
-        redactor=redactor,
-    )
+    if not fields.keys() <= _NEW_EVENT_FIELDS:
+        unknown = sorted(map(str, set(fields) - _NEW_EVENT_FIELDS))
+        raise InvalidEventError(f"unknown field(s) {unknown}")
+    if "event_type" not in fields or "source" not in fields:
+        raise InvalidEventError("an event needs at least event_type and source")
+    if isinstance(fields.get("timestamp"), (str, int, float)):  # a tuple: faster than a union
+        # Let pydantic parse ISO strings and the like, as NewEvent(...) would.
+        return _as_new_event(fields).__dict__
+    return fields
+
+
+def prepare_new_events(
+    items: Sequence[object],
+    start: int,
+    stop: int,
+    *,
+    max_data_bytes: int,
+    redactor: Redactor | None = None,
+    events: list[Event],
+) -> list[Row]:
+    """Validate ``items[start:stop]`` (each a :class:`NewEvent` or a mapping of its fields).
+
+    Appends their events to ``events`` and returns their rows; the first
+    invalid item raises :class:`InvalidEventError` naming its index. Their ids
+    come from one :func:`new_ids` call.
+    """
+    ids = new_ids(stop - start)
+    rows: list[Row] = []
+    for index in range(start, stop):
+        try:
+            f = _new_event_fields(items[index])
+            event, row = _prepared(
+                ids[index - start],
+                f["event_type"],
+                f["source"],
+                f.get("task_id"),
+                f.get("agent_id"),
+                f.get("data"),
+                f.get("timestamp"),
+                max_data_bytes,
+                redactor,
+            )
+        except InvalidEventError as exc:
+            raise InvalidEventError(f"event #{index}: {exc}") from exc
+        events.append(event)
+        rows.append(row)
+    return rows
 
 
 def _as_new_event(fields: Mapping[str, Any]) -> NewEvent:

@@ -53,6 +53,7 @@ class Redactor:
             raise ValueError("redact needs at least one non-empty key name")
         self.keys = frozenset(names)
         self._seen: dict[str, bool] = {}  # keys repeat a lot: remember the verdicts
+        self._clean: set[str] = set()  # str keys of flat dicts found not secret
 
     def is_secret(self, key: str) -> bool:
         verdict = self._seen.get(key)
@@ -84,8 +85,12 @@ class Redactor:
         return data
 
     def apply_flat(self, data: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`apply` for a flat dict of scalars (the hot path): one pass over the keys."""
+        """:meth:`apply` for a flat dict of scalars with str keys (the hot path)."""
+        if data.keys() <= self._clean:  # one C-level check when every key is known
+            return data
         for key in data:
             if self.is_secret(key):
                 return {k: REDACTED if self.is_secret(k) else v for k, v in data.items()}
+        if len(self._clean) < _CACHE_LIMIT:
+            self._clean.update(data)
         return data

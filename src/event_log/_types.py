@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-__all__ = ["EVENT_TYPE_MAX_LENGTH", "EVENT_TYPE_PATTERN", "EventType", "is_valid_event_type"]
+__all__ = [
+    "EVENT_TYPE_MAX_LENGTH",
+    "EVENT_TYPE_PATTERN",
+    "KNOWN_EVENT_TYPES",
+    "EventType",
+    "is_valid_event_type",
+]
 
 EVENT_TYPE_MAX_LENGTH = 64
 # Dotted lowercase, at least two segments: "task.created", "payment.settled".
@@ -34,13 +40,13 @@ class EventType(StrEnum):
     SYSTEM_INFO = "system.info"
 
 
-_KNOWN = frozenset(member.value for member in EventType)
+KNOWN_EVENT_TYPES = frozenset(member.value for member in EventType)
 
 
 def is_valid_event_type(value: object) -> bool:
     """True for a known type or any dotted lowercase name of 64 characters at most."""
     if not isinstance(value, str):
         return False
-    if value in _KNOWN:
+    if value in KNOWN_EVENT_TYPES:
         return True
     return len(value) <= EVENT_TYPE_MAX_LENGTH and EVENT_TYPE_PATTERN.fullmatch(value) is not None
