@@ -13,7 +13,15 @@ import itertools
 import logging
 import os
 import types
-from collections.abc import AsyncIterator, Collection, Generator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
@@ -38,8 +46,9 @@ from ._models import (
     NewEvent,
     Page,
     PreparedEvent,
+    Row,
     prepare_event,
-    prepare_new_event,
+    prepare_new_events,
 )
 from ._partition import detach_expired, drop_detached, ensure_partitions
 from ._queries import (
@@ -74,6 +83,9 @@ _log = logging.getLogger("event_log")
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
 DEFAULT_PRUNE_BATCH_SIZE = 1_000
+# Events of a log_events batch validated at a time (about 25 kB of COPY text
+# on PostgreSQL, where each chunk is sent as soon as it is made).
+_CHUNK_ROWS = 100
 # How often a logger on a partitioned PostgreSQL table checks that the
 # partitions ahead exist (also once when it starts).
 DEFAULT_PARTITION_CHECK_MINUTES = 60.0
@@ -298,19 +310,29 @@ class EventLogger:
             raise InvalidEventError(
                 f"events must be an iterable of NewEvent or mappings, not {type(events).__name__}"
             )
-        prepared: list[PreparedEvent] = []
-        for index, item in enumerate(events):
-            try:
-                prepared.append(
-                    prepare_new_event(
-                        item, max_data_bytes=self._max_data_bytes, redactor=self._redactor
-                    )
-                )
-            except InvalidEventError as exc:
-                raise InvalidEventError(f"event #{index}: {exc}") from exc
-        if prepared:
-            await self._writer.write([p.row for p in prepared])
-        return [p.event for p in prepared]
+        items = events if isinstance(events, list | tuple) else list(events)
+        made: list[Event] = []
+        if items:
+            await self._writer.write_chunks(len(items), self._prepared_chunks(items, made))
+        return made
+
+    def _prepared_chunks(
+        self, items: Sequence[NewEvent | Mapping[str, Any]], made: list[Event]
+    ) -> Iterator[list[Row]]:
+        """Validate ``items`` a chunk at a time, yielding rows and keeping the events in ``made``.
+
+        Lazy so that on PostgreSQL the server stores one chunk while the next
+        is validated (``Writer.write_chunks``); elsewhere all are made first.
+        """
+        for start in range(0, len(items), _CHUNK_ROWS):
+            yield prepare_new_events(
+                items,
+                start,
+                min(start + _CHUNK_ROWS, len(items)),
+                max_data_bytes=self._max_data_bytes,
+                redactor=self._redactor,
+                events=made,
+            )
 
     def emit(
         self,

@@ -3,7 +3,7 @@
 The writer hands a sink a batch of validated rows (tuples in column order);
 the sink inserts them in one transaction with the driver's ``executemany``,
 skipping SQLAlchemy's per-row parameter processing, which cost more than the
-insert itself. Two sinks:
+insert itself. Three sinks:
 
 - :class:`SQLiteFileSink` for SQLite files: its own stdlib ``sqlite3``
   connection on one dedicated thread, so a whole transaction (BEGIN IMMEDIATE,
@@ -20,9 +20,11 @@ insert itself. Two sinks:
   checkpoint and a writer run at once), so the WAL stays bounded and no
   checkpoint runs on the loop or delays a batch. Readers keep using the engine's own
   connections.
-- :class:`EngineSink` for everything else (PostgreSQL via asyncpg, MariaDB via
-  asyncmy, the in-memory SQLite database that only the engine's one connection
-  can see).
+- :class:`PostgresSink` for PostgreSQL through asyncpg: one held connection,
+  one statement per small batch, ``COPY`` for a large one, and a streamed
+  ``COPY`` for a large write whose rows are made while it runs.
+- :class:`EngineSink` for everything else (MariaDB via asyncmy, the in-memory
+  SQLite database that only the engine's one connection can see).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import logging
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
@@ -45,6 +47,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from ._database import Database
 from ._engine import backend_name, sqlite_pragmas
 from ._models import Row
+from ._pg_copy import copy_text
 from ._schema import EventRecord
 
 __all__ = [
@@ -168,6 +171,25 @@ class Sink(ABC):
     async def insert(self, rows: Sequence[Row]) -> int:
         """Insert every row in one transaction, or none; return the last sequence number."""
 
+    def streams(self, count: int) -> bool:
+        """Whether a write of ``count`` rows should reach :meth:`insert_stream` unmade.
+
+        Only PostgreSQL's COPY can store the first rows of a batch while the
+        rest are still being made; other sinks get the rows gathered first.
+        """
+        return False
+
+    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
+        """Insert the ``count`` rows ``chunks`` makes, in one transaction, or none.
+
+        An exception raised by ``chunks`` rolls the transaction back and is
+        raised as it is. This default gathers the rows, then inserts them.
+        """
+        rows = [row for chunk in chunks for row in chunk]
+        if len(rows) != count:
+            raise RuntimeError(f"a write announced {count} rows but made {len(rows)}")
+        return await self.insert(rows)
+
     @abstractmethod
     async def execute(self, statement: UpdateBase) -> int:
         """Run one DML statement in its own transaction; return the affected row count."""
@@ -247,7 +269,9 @@ class PostgresSink(Sink):
     keeps it while the logger lives: no checkout, ping or SQLAlchemy
     transaction per batch. A batch of up to ``PG_STATEMENT_MAX_ROWS`` rows is
     one statement (one round trip, one implicit transaction); a larger one is
-    ``BEGIN``, the sequence bump, a binary ``COPY`` and ``COMMIT``.
+    ``BEGIN``, the sequence bump, a binary ``COPY`` and ``COMMIT``, and a
+    larger write whose rows are still being made is streamed into a text
+    ``COPY`` (:meth:`insert_stream`).
 
     The sequence row's lock is taken first in both and held until the commit,
     so ``seq`` order is commit order, and the commit carries the NOTIFY.
@@ -334,6 +358,54 @@ class PostgresSink(Sink):
                 raise
         return await self._insert_once(rows)  # once more, on a new connection
 
+    def streams(self, count: int) -> bool:
+        return count > PG_STATEMENT_MAX_ROWS
+
+    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
+        """``BEGIN``, the sequence bump, a text ``COPY`` fed chunk by chunk, ``COMMIT``.
+
+        Each chunk is sent as soon as it is made, and the server stores rows
+        (see ``_pg_copy``) while the next chunks are made. When ``chunks``
+        raises, the rows sent so far are rolled back and its exception is
+        raised. A lost connection is survived as in :meth:`insert`: the rows
+        made so far, and the rest, go again on a new connection.
+        """
+        stream = _CopyStream(chunks)
+        try:
+            return await self._stream_once(count, stream)
+        except Exception:
+            # Retried only when the connection was found closed (a COPY cut
+            # short can surface as any error from inside the driver) and the
+            # rows themselves were fine.
+            if stream.error is not None or self._driver is not None:
+                raise
+        rows = [row for chunk in stream.sent for row in chunk]
+        rows.extend(row for chunk in chunks for row in chunk)
+        if len(rows) != count:
+            raise RuntimeError(f"a write announced {count} rows but made {len(rows)}")
+        return await self._insert_once(rows)
+
+    async def _stream_once(self, count: int, stream: _CopyStream) -> int:
+        driver = await self._connection()
+        try:
+            await driver.execute("BEGIN")
+            last_seq = _check_last_seq(await driver.fetchval(_PG_BUMP_SQL, count))
+            await driver.copy_to_table(
+                _table.name,
+                source=stream.lines(last_seq - count + 1),
+                columns=_COLUMN_NAMES,
+                format="text",
+            )
+            if stream.error is not None:
+                raise stream.error
+            if stream.rows != count:
+                raise RuntimeError(f"a write announced {count} rows but made {stream.rows}")
+            await driver.execute("COMMIT")
+            return last_seq
+        except BaseException as exc:
+            await self._recover(exc)
+            raise
+
     async def execute(self, statement: UpdateBase) -> int:
         async with self._db.begin() as conn:
             result = await conn.execute(statement)
@@ -343,6 +415,36 @@ class PostgresSink(Sink):
         conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             await conn.close()
+
+
+class _CopyStream:
+    """Feeds ``COPY`` from an iterator of row chunks, keeping what it sent.
+
+    An exception from the iterator ends the input (so the ``COPY`` completes
+    and the transaction can be rolled back cleanly) and is kept in ``error``,
+    rather than being raised inside the driver, which would cancel the
+    statement through a second connection.
+    """
+
+    def __init__(self, chunks: Iterator[Sequence[Row]]) -> None:
+        self._chunks = chunks
+        self.sent: list[Sequence[Row]] = []
+        self.rows = 0
+        self.error: Exception | None = None
+
+    async def lines(self, first_seq: int) -> AsyncIterator[bytes]:
+        while True:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                return
+            except Exception as exc:
+                self.error = exc
+                return
+            if chunk:
+                self.sent.append(chunk)
+                yield copy_text(chunk, first_seq + self.rows)
+                self.rows += len(chunk)
 
 
 def _lost_connection(exc: BaseException) -> bool:

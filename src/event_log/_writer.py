@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.sql.dml import UpdateBase
@@ -58,6 +58,36 @@ class _Write:
         self.future = future
 
 
+class _Stream:
+    """A write whose rows are made while the sink consumes them (see ``Writer.write_chunks``).
+
+    It iterates the caller's chunks and keeps the exception they raised, so
+    the caller gets that exception, not a storage error.
+    """
+
+    __slots__ = ("_chunks", "count", "error", "future")
+
+    def __init__(
+        self, count: int, chunks: Iterator[Sequence[Row]], future: asyncio.Future[None]
+    ) -> None:
+        self.count = count
+        self._chunks = chunks
+        self.future = future
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[Sequence[Row]]:
+        return self
+
+    def __next__(self) -> Sequence[Row]:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise
+        except Exception as exc:
+            self.error = exc
+            raise
+
+
 class _Job:
     __slots__ = ("future", "work")
 
@@ -90,7 +120,7 @@ class Writer:
         self._sink = sink
         self._max_batch_rows = max_batch_rows
         self._max_queued = max_queued
-        self._queue: deque[_Write | _Job | _Barrier | _Stop] = deque()
+        self._queue: deque[_Write | _Stream | _Job | _Barrier | _Stop] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wake = asyncio.Event()
@@ -181,11 +211,38 @@ class Writer:
         """
         self._check_open()
         self.bind()
-        while self._queued() > 0 and self._queued() + len(rows) > self._max_queued:
+        await self._wait_for_room(len(rows))
+        await self.submit(rows)
+
+    async def _wait_for_room(self, count: int) -> None:
+        while self._queued() > 0 and self._queued() + count > self._max_queued:
             self._room_on_loop.clear()
             await self._room_on_loop.wait()
             self._check_open()
-        await self.submit(rows)
+
+    async def write_chunks(self, count: int, chunks: Iterator[Sequence[Row]]) -> None:
+        """Write the ``count`` rows ``chunks`` makes as one all-or-nothing write.
+
+        When the sink streams a write this large (PostgreSQL's COPY), the
+        chunks are made inside its transaction, each while the server stores
+        the one before, and an exception from ``chunks`` rolls it back and is
+        raised here as it is. Otherwise every row is made first, right here,
+        then written as by :meth:`write`.
+        """
+        if not self._sink.streams(count):
+            await self.write([row for chunk in chunks for row in chunk])
+            return
+        self._check_open()
+        loop = self.bind()
+        await self._wait_for_room(count)
+        self._check_open()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            self._submitted += count
+        self._queue.append(_Stream(count, chunks, future))
+        self._start()
+        self._wake.set()
+        await future
 
     def emit(self, row: Row, *, block: bool = True) -> None:
         """Queue one row without waiting for its commit, from the loop's thread or any other.
@@ -297,7 +354,9 @@ class Writer:
                     await self._commit(batch)
                     continue
                 queue.popleft()
-                if isinstance(head, _Job):
+                if isinstance(head, _Stream):
+                    await self._commit_stream(head)
+                elif isinstance(head, _Job):
                     await self._run_job(head)
                 elif isinstance(head, _Barrier):
                     if not head.future.done():
@@ -327,6 +386,27 @@ class Writer:
             return
         self._committed(batch, len(rows))
 
+    async def _commit_stream(self, stream: _Stream) -> None:
+        try:
+            await self._sink.insert_stream(stream.count, stream)
+        except Exception as exc:
+            if stream.error is None:
+                self._fail_awaited(stream.future, stream.count, exc)
+                return
+            # The rows could not be made: nothing was accepted, nothing failed.
+            with self._lock:
+                self._submitted -= stream.count
+                self._made_room()
+            if not stream.future.done():
+                stream.future.set_exception(stream.error)
+            return
+        with self._lock:
+            self._written += stream.count
+            self._made_room()
+        self._notify_listeners()
+        if not stream.future.done():
+            stream.future.set_result(None)
+
     def _made_room(self) -> None:
         """Wake whoever waits for room (called with the lock held)."""
         self._room.notify_all()
@@ -343,17 +423,22 @@ class Writer:
                 future.set_result(None)
 
     def _failed_write(self, write: _Write, exc: BaseException) -> None:
-        n = len(write.rows)
-        with self._lock:
-            self._failed += n
-            self._made_room()
-        error = as_storage_error(f"writing {n} event(s)", exc)
         if write.future is not None:
-            if not write.future.done():
-                write.future.set_exception(error)
+            self._fail_awaited(write.future, len(write.rows), exc)
             return
+        with self._lock:
+            self._failed += len(write.rows)
+            self._made_room()
         ids = ", ".join(row[0] for row in write.rows)
         log.error("event_log: emitted event(s) %s could not be written: %s", ids, exc)
+
+    def _fail_awaited(self, future: asyncio.Future[None], count: int, exc: BaseException) -> None:
+        """``count`` events an awaiting caller submitted were not written: tell it why."""
+        with self._lock:
+            self._failed += count
+            self._made_room()
+        if not future.done():
+            future.set_exception(as_storage_error(f"writing {count} event(s)", exc))
 
     async def _run_job(self, job: _Job) -> None:
         try:
@@ -369,8 +454,11 @@ class Writer:
         """Anything still queued when the task ends is failed loudly, never lost quietly."""
         while self._queue:
             item = self._queue.popleft()
+            closed = LoggerClosedError("the logger closed before this write")
             if isinstance(item, _Write):
-                self._failed_write(item, LoggerClosedError("the logger closed before this write"))
+                self._failed_write(item, closed)
+            elif isinstance(item, _Stream):
+                self._fail_awaited(item.future, item.count, closed)
             elif isinstance(item, _Job | _Barrier) and not item.future.done():
                 item.future.set_exception(LoggerClosedError("the logger is closed"))
         with self._lock:
