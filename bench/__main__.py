@@ -40,6 +40,7 @@ from .report import Row, Target, at_least, below, render, write_json
 from .writes import (
     BATCH_SIZE,
     CONCURRENT_TASKS,
+    LARGE_BATCH_SIZE,
     PROCESSES,
     TASKS_PER_PROCESS,
     run_scenario,
@@ -144,6 +145,13 @@ def _pg_write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]
         (scenario, label, _PG_TARGETS.get(scenario, ()))
         for scenario, label, _ in _write_scenarios(cfg)
     ]
+    rows.append(
+        (
+            "log_events_large_batches",
+            f"log_events, batches of {LARGE_BATCH_SIZE:,}",
+            (),
+        )
+    )
     rows.append(
         (
             "processes_4x25",

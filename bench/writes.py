@@ -17,6 +17,8 @@ SCENARIO URL N OUT`` and writes one JSON object to ``OUT``. Scenarios:
     ``emit()`` of N events (yielding to the loop every 1,000), then ``flush()``.
 ``log_events_batches``
     ``log_events`` in batches of 1,000, awaited one after another.
+``log_events_large_batches``
+    The same in batches of 10,000 (an import's bulk load), PostgreSQL only.
 ``processes_4x25``
     ``log_event`` awaited by 25 tasks in each of 4 processes at once (each with
     its own logger on the same database), N events in total. The processes
@@ -80,6 +82,7 @@ from .postgres import asyncpg_dsn
 __all__ = [
     "BATCH_SIZE",
     "CONCURRENT_TASKS",
+    "LARGE_BATCH_SIZE",
     "SCENARIOS",
     "ScenarioError",
     "emit_events",
@@ -89,6 +92,7 @@ __all__ = [
 
 CONCURRENT_TASKS = 100
 BATCH_SIZE = 1_000
+LARGE_BATCH_SIZE = 10_000
 YIELD_EVERY = 1_000
 # How long emit() may keep refusing events (backpressure) before we call it stuck.
 _MAX_REJECTION_S = 60.0
@@ -277,20 +281,25 @@ async def emit_flush(url: str, n: int) -> Result:
     return await _with_logger(url, n, body)
 
 
-async def log_events_batches(url: str, n: int) -> Result:
-    """``log_events`` in batches of 1,000, awaited one after another."""
+async def log_events_batches(url: str, n: int, batch_size: int = BATCH_SIZE) -> Result:
+    """``log_events`` in batches of ``batch_size``, awaited one after another."""
 
     async def body(log: EventLogger) -> Result:
         latencies: array[float] = array("d")
         start = perf_counter()
-        for first in range(0, n, BATCH_SIZE):
-            batch = [as_dict(make_input(i)) for i in range(first, min(first + BATCH_SIZE, n))]
+        for first in range(0, n, batch_size):
+            batch = [as_dict(make_input(i)) for i in range(first, min(first + batch_size, n))]
             t0 = perf_counter()
             await log.log_events(batch)
             latencies.append(perf_counter() - t0)
         return _latency_result(n, perf_counter() - start, latencies)
 
     return await _with_logger(url, n, body)
+
+
+async def log_events_large_batches(url: str, n: int) -> Result:
+    """``log_events`` in batches of 10,000, awaited one after another."""
+    return await log_events_batches(url, n, LARGE_BATCH_SIZE)
 
 
 async def emit_memory(url: str, n: int) -> Result:
@@ -397,6 +406,7 @@ SCENARIOS: dict[str, Callable[[str, int], Coroutine[Any, Any, Result]]] = {
     "log_event_sequential": log_event_sequential,
     "emit_flush": emit_flush,
     "log_events_batches": log_events_batches,
+    "log_events_large_batches": log_events_large_batches,
     "emit_memory": emit_memory,
     "processes_4x25": processes_4x25,
 }

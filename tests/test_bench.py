@@ -27,6 +27,7 @@ WRITE_SCENARIOS = (
 )
 EXPECTED_ROWS = (
     *(f"writes.{backend}.{s}" for backend in ("sqlite", "postgres") for s in WRITE_SCENARIOS),
+    "writes.postgres.log_events_large_batches",
     "writes.postgres.processes_4x25",
     "memory.emit_1m",
     "reads.timeline",

@@ -211,7 +211,8 @@ class Writer:
         """
         self._check_open()
         self.bind()
-        await self._wait_for_room(len(rows))
+        if self._queued() + len(rows) > self._max_queued:
+            await self._wait_for_room(len(rows))
         await self.submit(rows)
 
     async def _wait_for_room(self, count: int) -> None:
