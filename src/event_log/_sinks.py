@@ -164,6 +164,11 @@ def _numbered_rows(
     return [(*r, seq) for seq, r in enumerate(rows, first)]
 
 
+def _check_count(announced: int, made: int) -> None:
+    if made != announced:
+        raise RuntimeError(f"a write announced {announced} rows but made {made}")
+
+
 class Sink(ABC):
     """Inserts batches and runs maintenance statements, each in its own transaction."""
 
@@ -182,13 +187,10 @@ class Sink(ABC):
     async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
         """Insert the ``count`` rows ``chunks`` makes, in one transaction, or none.
 
-        An exception raised by ``chunks`` rolls the transaction back and is
-        raised as it is. This default gathers the rows, then inserts them.
+        Called only when :meth:`streams` says so. An exception raised by
+        ``chunks`` rolls the transaction back and is raised as it is.
         """
-        rows = [row for chunk in chunks for row in chunk]
-        if len(rows) != count:
-            raise RuntimeError(f"a write announced {count} rows but made {len(rows)}")
-        return await self.insert(rows)
+        raise NotImplementedError(f"{type(self).__name__} does not stream writes")
 
     @abstractmethod
     async def execute(self, statement: UpdateBase) -> int:
@@ -381,8 +383,7 @@ class PostgresSink(Sink):
                 raise
         rows = [row for chunk in stream.sent for row in chunk]
         rows.extend(row for chunk in chunks for row in chunk)
-        if len(rows) != count:
-            raise RuntimeError(f"a write announced {count} rows but made {len(rows)}")
+        _check_count(count, len(rows))
         return await self._insert_once(rows)
 
     async def _stream_once(self, count: int, stream: _CopyStream) -> int:
@@ -398,8 +399,7 @@ class PostgresSink(Sink):
             )
             if stream.error is not None:
                 raise stream.error
-            if stream.rows != count:
-                raise RuntimeError(f"a write announced {count} rows but made {stream.rows}")
+            _check_count(count, stream.rows)
             await driver.execute("COMMIT")
             return last_seq
         except BaseException as exc:
