@@ -155,6 +155,35 @@ async def test_a_chunk_iterator_making_fewer_rows_than_announced_stores_none(
         assert await log.count_events() == STREAMED
 
 
+async def test_a_streamed_batch_into_a_partitioned_table_routes_old_rows_to_the_default(
+    partitioned_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    # Today has a day partition; 400 days ago only the DEFAULT one does.
+    days = [now, now - timedelta(days=400)]
+    batch = [
+        {"event_type": "tool.called", "source": "s", "timestamp": days[i % 2], "data": {"i": i}}
+        for i in range(STREAMED)
+    ]
+    async with EventLogger.open(partitioned_url) as log:
+        written = await log.log_events(batch)
+        assert await log.count_events() == STREAMED
+        for event in written[:6]:
+            assert await log.get_event(event.id) == event
+    conn = await asyncpg.connect(_dsn(partitioned_url))
+    try:
+        old_rows = await conn.fetch(
+            "SELECT tableoid::regclass::text AS part, count(*) AS n FROM event_log "
+            "WHERE timestamp < now() - interval '300 days' GROUP BY 1"
+        )
+        total = await conn.fetchval("SELECT count(*) FROM event_log")
+    finally:
+        await conn.close()
+    assert total == STREAMED
+    # The old rows fell outside every day partition: all in the DEFAULT one.
+    assert [(r["part"], r["n"]) for r in old_rows] == [("event_log_default", STREAMED // 2)]
+
+
 # -- the COPY text format ------------------------------------------------------------------------
 
 NASTY_TEXT = [
