@@ -304,7 +304,13 @@ class EventLogger:
         return prepared.event
 
     async def log_events(self, events: Iterable[NewEvent | Mapping[str, Any]]) -> list[Event]:
-        """Validate every event first, then commit them all in one transaction, or none."""
+        """Validate every event, then commit them all in one transaction, or none.
+
+        Any invalid event raises :class:`InvalidEventError` and nothing of the
+        batch is stored. On PostgreSQL a batch of more than 255 events is
+        validated in chunks inside its transaction (the server stores the
+        first while the rest are validated); the invalid event rolls it back.
+        """
         self._check_open()
         if isinstance(events, str | bytes | Mapping) or not isinstance(events, Iterable):
             raise InvalidEventError(
