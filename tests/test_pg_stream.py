@@ -116,6 +116,11 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
         assert log.stats.failed == STREAMED
         assert log.stats.queued == 0
         assert _sink(log)._driver.get_server_pid() == pid
+        # An invalid event later in the batch still wins: all are validated.
+        batch[STREAMED - 1] = {"event_type": "BAD", "source": "s"}
+        with pytest.raises(InvalidEventError, match=f"event #{STREAMED - 1}"):
+            await log.log_events(batch)
+        assert log.stats.failed == STREAMED
         await log.log_events(_batch(STREAMED))
         assert await log.count_events() == 1 + STREAMED
 
