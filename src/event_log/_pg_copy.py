@@ -22,11 +22,10 @@ from collections.abc import Sequence
 
 from ._models import Row
 
-__all__ = ["COPY_COLUMNS", "copy_text"]
+__all__ = ["copy_text"]
 
-# Column order of every line (the table's own order).
-COPY_COLUMNS = ("id", "event_type", "source", "task_id", "agent_id", "data", "timestamp", "seq")
-_TABS_PER_LINE = len(COPY_COLUMNS) - 1
+# A line holds the row's seven values in its order (the table's), then seq.
+_TABS_PER_LINE = 7
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _NULL = "\\N"
 
