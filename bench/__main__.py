@@ -145,6 +145,8 @@ def _pg_write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]
         (scenario, label, _PG_TARGETS.get(scenario, ()))
         for scenario, label, _ in _write_scenarios(cfg)
     ]
+    # The driver's own limit for a commit per batch, beside the single-COPY one.
+    rows.insert(1, ("raw_batches", f"raw: copy_records_to_table, 1 txn per {BATCH_SIZE:,}", ()))
     rows.append(
         (
             "log_events_large_batches",

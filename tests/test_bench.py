@@ -26,7 +26,10 @@ WRITE_SCENARIOS = (
     "log_events_batches",
 )
 EXPECTED_ROWS = (
-    *(f"writes.{backend}.{s}" for backend in ("sqlite", "postgres") for s in WRITE_SCENARIOS),
+    *(f"writes.sqlite.{s}" for s in WRITE_SCENARIOS),
+    "writes.postgres.raw",
+    "writes.postgres.raw_batches",
+    *(f"writes.postgres.{s}" for s in WRITE_SCENARIOS[1:]),
     "writes.postgres.log_events_large_batches",
     "writes.postgres.processes_4x25",
     "memory.emit_1m",
