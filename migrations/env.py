@@ -12,6 +12,10 @@ in ``config.attributes``, which ``event_log.upgrade(url, partition=...)``
 sets), the table is converted after the revisions ran, in the same
 transaction. It takes no place in the revision chain, so revisions added
 later need no reordering around it (see ``event_log._partition``).
+
+On MariaDB an upgrade waits up to 300 s for one running elsewhere (``-x
+lock_timeout=S`` or ``config.attributes["lock_timeout"]`` to change that), then
+fails with ``event_log.StorageError``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sqlalchemy.schema import SchemaItem
 
 from event_log._data_index import is_optional_index
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
+from event_log._errors import StorageError
 from event_log._partition import (
     DEFAULT_PARTITION,
     EXPIRED_PREFIX,
@@ -53,7 +58,8 @@ target_metadata = Base.metadata
 _PG_ADVISORY_LOCK_KEY = 0x6576_656E_745F_6C6F  # "event_lo"
 # MariaDB's named locks are server-wide: the name includes the database's.
 _MYSQL_LOCK_NAME = "CONCAT('event_log.upgrade.', DATABASE())"
-# How long an upgrade waits for another one on MariaDB before failing.
+# How long an upgrade waits for another one on MariaDB before failing, unless
+# ``-x lock_timeout=S`` (or ``config.attributes["lock_timeout"]``) says otherwise.
 _MYSQL_LOCK_TIMEOUT_S = 300
 _MYSQL = ("mysql", "mariadb")
 
@@ -78,6 +84,14 @@ def _partition_ahead() -> int | None:
         as_dictionary=True
     ).get("partition_ahead")
     return None if ahead is None else int(ahead)
+
+
+def _lock_timeout() -> int:
+    """Seconds a MariaDB upgrade waits for the upgrade lock another one holds."""
+    seconds = config.attributes.get("lock_timeout") or context.get_x_argument(
+        as_dictionary=True
+    ).get("lock_timeout")
+    return _MYSQL_LOCK_TIMEOUT_S if seconds is None else int(seconds)
 
 
 def _include_object_for(connection: Connection) -> Callable[..., bool]:
@@ -215,12 +229,12 @@ def _mysql_named_lock(connection: Connection) -> Iterator[None]:
     next upgrader reads the new revision, not the old one. A failed upgrade is
     not undone (see the revisions' docstrings for how the next one copes).
     """
-    got = connection.exec_driver_sql(
-        f"SELECT GET_LOCK({_MYSQL_LOCK_NAME}, {_MYSQL_LOCK_TIMEOUT_S})"
-    ).scalar()
+    timeout = _lock_timeout()
+    got = connection.exec_driver_sql(f"SELECT GET_LOCK({_MYSQL_LOCK_NAME}, {timeout})").scalar()
     if got != 1:
-        raise RuntimeError(
-            f"another event_log upgrade held the upgrade lock for {_MYSQL_LOCK_TIMEOUT_S} s"
+        raise StorageError(
+            f"schema upgrade failed: another event_log upgrade held the upgrade lock "
+            f"for {timeout} s"
         )
     try:
         yield

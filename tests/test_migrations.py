@@ -293,6 +293,41 @@ async def test_a_half_done_upgrade_completes_on_mariadb(
         assert [e.id async for e in _first(follower, 2)] == [events.events[1].id, event.id]
 
 
+async def test_an_upgrade_waiting_too_long_for_another_fails_cleanly_on_mariadb(
+    mariadb_only_url: str,
+) -> None:
+    """While another session holds MariaDB's upgrade lock, an upgrade gives up after
+    its lock timeout with StorageError and changes nothing; once the lock is free it runs."""
+    url = mariadb_only_url
+    await event_log.upgrade(url)
+    async with EventLogger.open(url, migrate=False) as log:
+        kept = await log.log_event("task.created", "before")
+    lock = "CONCAT('event_log.upgrade.', DATABASE())"
+    holder_engine = create_engine(make_url(url))
+    try:
+        async with holder_engine.connect() as holder:
+            assert (await holder.exec_driver_sql(f"SELECT GET_LOCK({lock}, 0)")).scalar() == 1
+            waiter = create_engine(make_url(url))
+            try:
+                async with waiter.begin() as conn:
+
+                    def upgrade(sync: sa.Connection) -> None:
+                        config = alembic_config(sync)
+                        config.attributes["lock_timeout"] = 1
+                        command.upgrade(config, "head")
+
+                    with pytest.raises(StorageError, match="held the upgrade lock for 1 s"):
+                        await conn.run_sync(upgrade)
+            finally:
+                await waiter.dispose()
+            await holder.exec_driver_sql(f"DO RELEASE_LOCK({lock})")
+    finally:
+        await holder_engine.dispose()
+    await event_log.upgrade(url)
+    async with EventLogger.open(url) as log:
+        assert [e.id for e in (await log.list_events()).events] == [kept.id]
+
+
 async def _first(events: Any, count: int) -> Any:
     async for event in events:
         yield event
