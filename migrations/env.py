@@ -88,9 +88,9 @@ def _partition_ahead() -> int | None:
 
 def _lock_timeout() -> int:
     """Seconds a MariaDB upgrade waits for the upgrade lock another one holds."""
-    seconds = config.attributes.get("lock_timeout") or context.get_x_argument(
-        as_dictionary=True
-    ).get("lock_timeout")
+    seconds = config.attributes.get("lock_timeout")
+    if seconds is None:
+        seconds = context.get_x_argument(as_dictionary=True).get("lock_timeout")
     return _MYSQL_LOCK_TIMEOUT_S if seconds is None else int(seconds)
 
 

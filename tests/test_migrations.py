@@ -299,9 +299,14 @@ async def test_an_upgrade_waiting_too_long_for_another_fails_cleanly_on_mariadb(
     """While another session holds MariaDB's upgrade lock, an upgrade gives up after
     its lock timeout with StorageError and changes nothing; once the lock is free it runs."""
     url = mariadb_only_url
-    await event_log.upgrade(url)
-    async with EventLogger.open(url, migrate=False) as log:
-        kept = await log.log_event("task.created", "before")
+    await alembic_on(url, "upgrade", "0001")
+    kept = "00000000-0000-7000-8000-000000000001"
+    await execute_on(
+        url,
+        "INSERT INTO event_log (id, event_type, source, `timestamp`) VALUES "
+        f"('{kept}', 'task.created', 'old', '2026-03-01 12:00:01')",
+    )
+    old_schema = await schema_at(url)
     lock = "CONCAT('event_log.upgrade.', DATABASE())"
     holder_engine = create_engine(make_url(url))
     try:
@@ -320,12 +325,14 @@ async def test_an_upgrade_waiting_too_long_for_another_fails_cleanly_on_mariadb(
                         await conn.run_sync(upgrade)
             finally:
                 await waiter.dispose()
+            assert await schema_at(url) == old_schema
             await holder.exec_driver_sql(f"DO RELEASE_LOCK({lock})")
     finally:
         await holder_engine.dispose()
     await event_log.upgrade(url)
+    assert (await schema_at(url))["event_log"] == NEW_INDEXES
     async with EventLogger.open(url) as log:
-        assert [e.id for e in (await log.list_events()).events] == [kept.id]
+        assert [e.id for e in (await log.list_events()).events] == [kept]
 
 
 async def _first(events: Any, count: int) -> Any:
