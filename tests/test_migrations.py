@@ -19,8 +19,8 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -293,6 +293,20 @@ async def test_a_half_done_upgrade_completes_on_mariadb(
         assert [e.id async for e in _first(follower, 2)] == [events.events[1].id, event.id]
 
 
+@asynccontextmanager
+async def mariadb_upgrade_lock_held(url: str) -> AsyncIterator[None]:
+    """Another session holding event_log's MariaDB upgrade lock (``GET_LOCK``)."""
+    lock = "CONCAT('event_log.upgrade.', DATABASE())"
+    engine = create_engine(make_url(url))
+    try:
+        async with engine.connect() as holder:
+            assert (await holder.exec_driver_sql(f"SELECT GET_LOCK({lock}, 0)")).scalar() == 1
+            yield
+            await holder.exec_driver_sql(f"DO RELEASE_LOCK({lock})")
+    finally:
+        await engine.dispose()
+
+
 async def test_an_upgrade_waiting_too_long_for_another_fails_cleanly_on_mariadb(
     mariadb_only_url: str,
 ) -> None:
@@ -307,32 +321,36 @@ async def test_an_upgrade_waiting_too_long_for_another_fails_cleanly_on_mariadb(
         f"('{kept}', 'task.created', 'old', '2026-03-01 12:00:01')",
     )
     old_schema = await schema_at(url)
-    lock = "CONCAT('event_log.upgrade.', DATABASE())"
-    holder_engine = create_engine(make_url(url))
-    try:
-        async with holder_engine.connect() as holder:
-            assert (await holder.exec_driver_sql(f"SELECT GET_LOCK({lock}, 0)")).scalar() == 1
-            waiter = create_engine(make_url(url))
-            try:
-                async with waiter.begin() as conn:
 
-                    def upgrade(sync: sa.Connection) -> None:
-                        config = alembic_config(sync)
-                        config.attributes["lock_timeout"] = 1
-                        command.upgrade(config, "head")
+    def upgrade(sync: sa.Connection) -> None:
+        config = alembic_config(sync)
+        config.attributes["lock_timeout"] = 1
+        command.upgrade(config, "head")
 
-                    with pytest.raises(StorageError, match="held the upgrade lock for 1 s"):
-                        await conn.run_sync(upgrade)
-            finally:
-                await waiter.dispose()
-            assert await schema_at(url) == old_schema
-            await holder.exec_driver_sql(f"DO RELEASE_LOCK({lock})")
-    finally:
-        await holder_engine.dispose()
+    async with mariadb_upgrade_lock_held(url):
+        waiter = create_engine(make_url(url))
+        try:
+            async with waiter.begin() as conn:
+                with pytest.raises(StorageError, match="held the upgrade lock for 1 s"):
+                    await conn.run_sync(upgrade)
+        finally:
+            await waiter.dispose()
+        assert await schema_at(url) == old_schema
     await event_log.upgrade(url)
     assert (await schema_at(url))["event_log"] == NEW_INDEXES
     async with EventLogger.open(url) as log:
         assert [e.id for e in (await log.list_events()).events] == [kept]
+
+
+async def test_the_alembic_command_takes_a_lock_timeout_on_mariadb(mariadb_only_url: str) -> None:
+    """``alembic -x lock_timeout=S``: the command line's way to the same wait and error."""
+    async with mariadb_upgrade_lock_held(mariadb_only_url):
+        result = await asyncio.to_thread(
+            alembic_cli, "-x", "lock_timeout=1", "upgrade", "head", url=mariadb_only_url
+        )
+    assert result.returncode != 0
+    assert "StorageError: schema upgrade failed" in result.stderr
+    assert "held the upgrade lock for 1 s" in result.stderr
 
 
 async def _first(events: Any, count: int) -> Any:
