@@ -47,6 +47,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from ._database import Database
 from ._engine import backend_name, sqlite_pragmas
 from ._models import Row
+from ._pg_columns import joined_columns
 from ._pg_copy import copy_text
 from ._schema import EventRecord
 
@@ -240,24 +241,45 @@ _PG_BUMP_SQL = (
     "UPDATE event_log_sequence SET last_seq = last_seq + $1 WHERE id = 1 "
     f"RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)"
 )
-# One statement, so one round trip and its own implicit transaction: reserve
-# the numbers (the row lock lasts until the commit; NOTIFY is queued for it)
-# and insert the rows, sent as one array per column and numbered in order.
-_PG_INSERT_SQL = f"""\
+
+
+def _pg_insert_sql(count: str, columns: str) -> str:
+    """One statement, so one round trip and its own implicit transaction: reserve
+    the numbers (the row lock lasts until the commit; NOTIFY is queued for it)
+    and insert the rows, given column by column, numbered in order."""
+    return f"""\
 WITH bumped AS (
-    UPDATE event_log_sequence SET last_seq = last_seq + cardinality($1::text[])
+    UPDATE event_log_sequence SET last_seq = last_seq + {count}
     WHERE id = 1
     RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)
 ), inserted AS (
     INSERT INTO event_log ({", ".join(_COLUMN_NAMES)})
     SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts,
-           b.last_seq - cardinality($1::text[]) + r.n
-    FROM bumped AS b,
-         unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                $7::timestamptz[]) WITH ORDINALITY
+           b.last_seq - {count} + r.n
+    FROM bumped AS b, unnest({columns}) WITH ORDINALITY
          AS r(id, event_type, source, task_id, agent_id, data, ts, n)
 )
 SELECT last_seq FROM bumped"""
+
+
+# The columns as seven delimited texts ($1..$7, see _pg_columns), the row count $8.
+_SPLIT = "string_to_array(${}, E'\\x1f')"
+_SPLIT_NULLS = "string_to_array(${}, E'\\x1f', E'\\x1e')"
+_PG_INSERT_TEXT_SQL = _pg_insert_sql(
+    "$8::bigint",
+    ", ".join(
+        [
+            *(_SPLIT.format(i) for i in (1, 2, 3)),
+            *(_SPLIT_NULLS.format(i) for i in (4, 5, 6)),
+            f"{_SPLIT.format(7)}::timestamptz[]",
+        ]
+    ),
+)
+# The same with one array per column, for rows whose values hold the separators.
+_PG_INSERT_ARRAYS_SQL = _pg_insert_sql(
+    "cardinality($1::text[])",
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]",
+)
 
 # A driver failure that may have cost the connection: retried once on a new one.
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
@@ -336,9 +358,12 @@ class PostgresSink(Sink):
         driver = await self._connection()
         try:
             if len(rows) <= PG_STATEMENT_MAX_ROWS:
-                return _check_last_seq(
-                    await driver.fetchval(_PG_INSERT_SQL, *zip(*rows, strict=True))
-                )
+                texts = joined_columns(rows)
+                if texts is None:
+                    last = await driver.fetchval(_PG_INSERT_ARRAYS_SQL, *zip(*rows, strict=True))
+                else:
+                    last = await driver.fetchval(_PG_INSERT_TEXT_SQL, *texts, len(rows))
+                return _check_last_seq(last)
             await driver.execute("BEGIN")
             last_seq = _check_last_seq(await driver.fetchval(_PG_BUMP_SQL, len(rows)))
             await driver.copy_records_to_table(
