@@ -47,7 +47,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from ._database import Database
 from ._engine import backend_name, sqlite_pragmas
 from ._models import Row
-from ._pg_columns import joined_columns
+from ._pg_columns import NULL_MARK, SEPARATOR, joined_columns
 from ._pg_copy import copy_text
 from ._schema import EventRecord
 
@@ -263,8 +263,9 @@ SELECT last_seq FROM bumped"""
 
 
 # The columns as seven delimited texts ($1..$7, see _pg_columns), the row count $8.
-_SPLIT = "string_to_array(${}, E'\\x1f')"
-_SPLIT_NULLS = "string_to_array(${}, E'\\x1f', E'\\x1e')"
+_SEPARATOR_SQL = f"E'\\x{ord(SEPARATOR):02x}'"
+_SPLIT = f"string_to_array(${{}}, {_SEPARATOR_SQL})"
+_SPLIT_NULLS = f"string_to_array(${{}}, {_SEPARATOR_SQL}, E'\\x{ord(NULL_MARK):02x}')"
 _PG_INSERT_TEXT_SQL = _pg_insert_sql(
     "$8::bigint",
     ", ".join(
