@@ -30,6 +30,7 @@ import event_log
 from . import postgres
 from .common import DATA_DIR, ROOT, remove_sqlite_files, sqlite_url
 from .dataset import ensure_dataset
+from .follow import POLL_INTERVAL_S, follow_latency
 from .histogram import EVERY, run_histogram
 from .partition import run_partition_prune
 from .pg_dataset import database_name, ensure_pg_dataset
@@ -340,6 +341,34 @@ def _measure_partition_prune(rows: list[Row], cfg: Config, admin_url: str | None
         f"DELETE on a plain table took {m['delete_seconds']:.2f} s "
         f"({m['speedup']:.1f}x the partitioned time); converting the filled table took "
         f"{m['convert_seconds']:.2f} s"
+    )
+
+
+def _measure_pg_follow(rows: list[Row], cfg: Config, admin_url: str | None) -> None:
+    """PostgreSQL: another process's event reaching a follower that does not poll."""
+    row = Row(
+        "reads.postgres.follow",
+        "reads",
+        "PostgreSQL follow(): another process's log_event to the follower, no polling",
+        targets=(below("p50_ms", 50, "< 50 ms"),),
+    )
+    rows.append(row)
+    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
+    if admin_url is None or reason is not None:
+        row.status, row.note = "skipped", reason or "skipped"
+        return
+    _progress(f"{row.label} ({cfg.runs} events) ...")
+    try:
+        with postgres.scratch_database(admin_url) as url:
+            asyncio.run(event_log.upgrade(url))
+            row.metrics = asyncio.run(follow_latency(url, cfg.runs))
+    except Exception as exc:  # reported as an ERROR row; the run goes on
+        row.status, row.note = "error", str(exc)
+        _progress(f"  failed: {exc}")
+        return
+    row.note = (
+        f"the follower's logger polls every {POLL_INTERVAL_S:.0f} s; timed from just before "
+        f"the writer's log_event call; max {row.metrics['max_ms']:.1f} ms"
     )
 
 
@@ -678,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     _measure_partition_prune(rows, cfg, None if args.skip_postgres else args.postgres_url)
     _measure_histogram(rows, cfg, data_dir)
     _measure_pg_reads(rows, cfg, None if args.skip_postgres else args.postgres_url)
+    _measure_pg_follow(rows, cfg, None if args.skip_postgres else args.postgres_url)
 
     meta: dict[str, Any] = {
         "mode": cfg.mode,

@@ -51,6 +51,7 @@ EXPECTED_ROWS = (
     "reads.postgres.count_filtered",
     "reads.postgres.data_where_page",
     "reads.postgres.data_contains_hour",
+    "reads.postgres.follow",
 )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -132,17 +130,16 @@ async def test_events_of_another_logger_arrive_by_polling(migratable_url: str) -
         assert await reader == written
 
 
-async def test_a_local_event_arrives_within_milliseconds(log: EventLogger) -> None:
-    follower = log.follow()
-    delays: list[float] = []
-    for i in range(20):
-        waiting = asyncio.ensure_future(follower.__anext__())
-        await asyncio.sleep(0.005)
-        start = time.perf_counter()
-        log.emit("tool.called", "a", data={"i": i})
-        await asyncio.wait_for(waiting, 5)
-        delays.append(time.perf_counter() - start)
-    assert statistics.median(delays) < 0.05
+async def test_a_local_event_wakes_the_follower_without_polling(backend_url: str) -> None:
+    # Polling every 30 s cannot explain an arrival within the 5 s wait: the commit woke it.
+    # (How fast: the benchmark measures it, not this test.)
+    async with EventLogger.open(backend_url, poll_interval=30) as log:
+        follower = log.follow()
+        for i in range(5):
+            waiting = asyncio.ensure_future(follower.__anext__())
+            await asyncio.sleep(0.005)
+            emitted = log.emit("tool.called", "a", data={"i": i})
+            assert await asyncio.wait_for(waiting, 5) == emitted
 
 
 WRITER = textwrap.dedent(
@@ -255,7 +252,8 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
 
 
 async def test_postgres_followers_wake_on_notify_not_polling(postgres_only_url: str) -> None:
-    # Polling every 30 s cannot explain millisecond arrivals: only NOTIFY can.
+    # Polling every 30 s cannot explain an arrival within the 5 s waits: only NOTIFY can
+    # (the benchmark measures how fast: reads.postgres.follow).
     async with (
         EventLogger.open(postgres_only_url, poll_interval=30) as reader_log,
         EventLogger.open(postgres_only_url) as writer_log,
@@ -266,16 +264,11 @@ async def test_postgres_followers_wake_on_notify_not_polling(postgres_only_url: 
         await asyncio.sleep(0.1)
         await writer_log.log_event("system.info", "first")
         await asyncio.wait_for(first, 5)
-        delays: list[float] = []
-        for i in range(15):
+        for i in range(5):
             waiting = asyncio.ensure_future(follower.__anext__())
             await asyncio.sleep(0.01)
-            start = time.perf_counter()
             written = await writer_log.log_event("tool.called", "other", data={"i": i})
-            got = await asyncio.wait_for(waiting, 5)
-            delays.append(time.perf_counter() - start)
-            assert got == written
-        assert statistics.median(delays) < 0.05
+            assert await asyncio.wait_for(waiting, 5) == written
         # Another process, too.
         waiting = asyncio.ensure_future(follower.__anext__())
         child = await asyncio.create_subprocess_exec(
