@@ -15,7 +15,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -315,6 +315,28 @@ def _measure_postgres(rows: list[Row], cfg: Config, admin_url: str | None) -> st
     return version
 
 
+def _measure_on_scratch_postgres(
+    row: Row,
+    admin_url: str | None,
+    measure: Callable[[str], Coroutine[Any, Any, dict[str, Any]]],
+) -> bool:
+    """Fill ``row.metrics`` with ``measure`` run on a scratch database; False when the
+    row was skipped (no server) or failed (an ERROR row; the run goes on)."""
+    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
+    if admin_url is None or reason is not None:
+        row.status, row.note = "skipped", reason or "skipped"
+        return False
+    _progress(f"{row.label} ...")
+    try:
+        with postgres.scratch_database(admin_url) as url:
+            row.metrics = asyncio.run(measure(url))
+    except Exception as exc:
+        row.status, row.note = "error", str(exc)
+        _progress(f"  failed: {exc}")
+        return False
+    return True
+
+
 def _measure_partition_prune(rows: list[Row], cfg: Config, admin_url: str | None) -> None:
     """PostgreSQL: prune_events dropping day partitions vs batched DELETE, same rows."""
     row = Row(
@@ -323,17 +345,9 @@ def _measure_partition_prune(rows: list[Row], cfg: Config, admin_url: str | None
         f"PostgreSQL partition prune vs batched delete: half of {cfg.partition_rows:,} rows",
     )
     rows.append(row)
-    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
-    if admin_url is None or reason is not None:
-        row.status, row.note = "skipped", reason or "skipped"
-        return
-    _progress(f"{row.label} ...")
-    try:
-        with postgres.scratch_database(admin_url) as url:
-            row.metrics = asyncio.run(run_partition_prune(url, cfg.partition_rows))
-    except Exception as exc:  # reported as an ERROR row; the run goes on
-        row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+    if not _measure_on_scratch_postgres(
+        row, admin_url, lambda url: run_partition_prune(url, cfg.partition_rows)
+    ):
         return
     m = row.metrics
     row.note = (
@@ -353,18 +367,12 @@ def _measure_pg_follow(rows: list[Row], cfg: Config, admin_url: str | None) -> N
         targets=(below("p50_ms", 50, "< 50 ms"),),
     )
     rows.append(row)
-    reason = "skipped (--skip-postgres)" if admin_url is None else postgres.unreachable(admin_url)
-    if admin_url is None or reason is not None:
-        row.status, row.note = "skipped", reason or "skipped"
-        return
-    _progress(f"{row.label} ({cfg.runs} events) ...")
-    try:
-        with postgres.scratch_database(admin_url) as url:
-            asyncio.run(event_log.upgrade(url))
-            row.metrics = asyncio.run(follow_latency(url, cfg.runs))
-    except Exception as exc:  # reported as an ERROR row; the run goes on
-        row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+
+    async def measure(url: str) -> dict[str, Any]:
+        await event_log.upgrade(url)
+        return await follow_latency(url, cfg.runs)
+
+    if not _measure_on_scratch_postgres(row, admin_url, measure):
         return
     row.note = (
         f"the follower's logger polls every {POLL_INTERVAL_S:.0f} s; timed from just before "
