@@ -13,15 +13,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from event_log._engine import create_engine, resolve_url
 from event_log._errors import translate_storage_errors
 from event_log._partition import check_partition_by, require_postgresql
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["alembic_config", "script_location", "upgrade"]
 
@@ -68,7 +70,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
     With ``connection``, the scripts' env.py migrates on it (the cookbook's
     "connection sharing") and leaves its transaction to the caller.
+
+    Alembic is imported here, not at the top: it brings Mako and Pygments,
+    a fifth of ``import event_log``'s objects, which every full garbage
+    collection of a logging process would otherwise walk.
     """
+    from alembic.config import Config
+
     config = Config()
     # Config values go through configparser interpolation: escape "%".
     config.set_main_option("script_location", str(script_location()).replace("%", "%%"))
@@ -80,6 +88,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def _upgrade_on(
     connection: Connection, partition: str | None = None, partition_ahead: int | None = None
 ) -> None:
+    from alembic import command
+
     config = alembic_config(connection)
     if partition is not None:
         config.attributes["partition"] = partition
