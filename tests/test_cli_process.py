@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import shlex
 import signal
@@ -105,6 +106,9 @@ def test_tail_follow_until_interrupted(migratable_url: str, stop: signal.Signals
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A process that does not end is sent SIGABRT below: with the fault
+        # handler on, it prints every thread's stack to stderr first.
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     try:
         lines = Lines(proc.stdout)  # type: ignore[arg-type]
@@ -121,7 +125,14 @@ def test_tail_follow_until_interrupted(migratable_url: str, stop: signal.Signals
         assert live["event_type"] == "task.completed"
         assert live["task_id"] == "t-9"
         proc.send_signal(stop)
-        assert proc.wait(timeout=20) == 0
+        try:
+            returncode = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=20)
+            stacks = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"tail -f still ran 20 s after {stop.name}; its stacks:\n{stacks}")
+        assert returncode == 0
     finally:
         if proc.poll() is None:
             proc.kill()
