@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import pytest
 
+from cli_helpers import interruptible
 from event_log import Event, EventLogger
 
 EXE = Path(sys.executable).with_name("event-log")
@@ -101,8 +102,9 @@ def test_tail_follow_until_interrupted(migratable_url: str, stop: signal.Signals
             for i in range(3)
         ],
     )
+    command = [str(EXE), "--url", url, "tail", "-f", "-n", "2", "--type", "task.*", "-F", "json"]
     proc = subprocess.Popen(
-        [str(EXE), "--url", url, "tail", "-f", "-n", "2", "--type", "task.*", "-F", "json"],
+        interruptible(command),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -110,8 +112,10 @@ def test_tail_follow_until_interrupted(migratable_url: str, stop: signal.Signals
         # handler on, it prints every thread's stack to stderr first.
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     try:
-        lines = Lines(proc.stdout)  # type: ignore[arg-type]
+        lines = Lines(proc.stdout)
         first = [json.loads(lines.next()) for _ in range(2)]
         assert [e["id"] for e in first] == sorted(e.id for e in shown)[1:]
 
@@ -130,18 +134,19 @@ def test_tail_follow_until_interrupted(migratable_url: str, stop: signal.Signals
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
             proc.wait(timeout=20)
-            stacks = proc.stderr.read() if proc.stderr else ""
-            pytest.fail(f"tail -f still ran 20 s after {stop.name}; its stacks:\n{stacks}")
+            pytest.fail(
+                f"tail -f still ran 20 s after {stop.name}; its stacks:\n{proc.stderr.read()}"
+            )
         assert returncode == 0
+        stderr = proc.stderr.read()
+        assert "Traceback" not in stderr
+        assert "Aborted" not in stderr
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    stderr = proc.stderr.read() if proc.stderr else ""
-    assert "Traceback" not in stderr
-    assert "Aborted" not in stderr
-    proc.stdout.close()  # type: ignore[union-attr]
-    proc.stderr.close()  # type: ignore[union-attr]
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def test_query_piped_into_head_gives_json_lines(migratable_url: str) -> None:
