@@ -66,8 +66,8 @@ def test_import_creates_no_engine_loop_or_files(tmp_path) -> None:  # type: igno
 
 
 def test_import_leaves_alembic_until_a_migration() -> None:
-    # Alembic (with Mako and Pygments) is a fifth of the objects a logging
-    # process holds, and every full garbage collection walks them all.
+    # Alembic (with Mako and Pygments) would be about a sixth of the objects
+    # a logging process holds, and every full garbage collection walks them.
     code = (
         "import sys, event_log\n"
         "loaded = sorted({'alembic', 'mako', 'pygments'} & set(sys.modules))\n"
