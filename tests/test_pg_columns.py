@@ -35,7 +35,7 @@ def _row(
 
 def test_plain_rows_are_joined_column_by_column() -> None:
     rows = [_row(), _row(task_id="t", agent_id=None, data=None)]
-    stamp = "2026-01-02T03:04:05.000006+00:00"
+    stamp = "2026-01-02T03:04:05.000006+00"
     assert joined_columns(rows) == (
         f"id{SEPARATOR}id",
         f"tool.called{SEPARATOR}tool.called",

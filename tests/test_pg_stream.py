@@ -274,22 +274,3 @@ def test_copy_text_escapes_only_when_a_value_needs_it() -> None:
         b'id-2\ttool.called\ta\\tb\t\\\\N\tx\\ny\t{"a":"q\\\\"r"}\t'
         b"2026-01-02T03:04:05.000006+00\t2"
     )
-
-
-@given(
-    start=timestamps,
-    steps=st.lists(st.integers(0, 2_000_000), min_size=1, max_size=20),
-    others=st.lists(timestamps, max_size=3),
-)
-def test_copy_text_writes_every_timestamp_as_the_same_instant(
-    start: datetime, steps: list[int], others: list[datetime]
-) -> None:
-    # Runs within and across seconds (each second's text is made once), in UTC
-    # as rows hold them, and a few in other offsets.
-    whens = [start.astimezone(UTC)]
-    for step in steps:
-        whens.append(whens[-1] + timedelta(microseconds=step))
-    whens[1:1] = others
-    rows: list[Row] = [("id", "tool.called", "src", None, None, None, when) for when in whens]
-    lines = copy_text(rows, 1).decode().splitlines()
-    assert [datetime.fromisoformat(line.split("\t")[6]) for line in lines] == whens

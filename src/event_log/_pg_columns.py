@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._models import Row
+from ._pg_time import timestamp_texts
 
 __all__ = ["NULL_MARK", "SEPARATOR", "joined_columns"]
 
@@ -30,7 +31,7 @@ _NULLABLE = (3, 4, 5)
 
 
 def joined_columns(rows: Sequence[Row]) -> tuple[str, ...] | None:
-    """The rows' seven columns as delimited texts (timestamps ISO 8601), or None.
+    """The rows' seven columns as delimited texts (timestamps as ``_pg_time`` writes), or None.
 
     None means a value holds a separator or NULL marker, or a text would be
     empty; send the rows as arrays then.
@@ -40,7 +41,7 @@ def joined_columns(rows: Sequence[Row]) -> tuple[str, ...] | None:
     texts: list[str] = []
     for index, column in enumerate(columns):
         if index == 6:
-            text = SEPARATOR.join([stamp.isoformat() for stamp in column])
+            text = SEPARATOR.join(timestamp_texts(column))
         elif index in _NULLABLE:
             text = SEPARATOR.join([NULL_MARK if value is None else value for value in column])
             if text.count(NULL_MARK) != column.count(None):

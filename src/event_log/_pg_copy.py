@@ -19,9 +19,9 @@ JSON text (which ``jsonb`` parses), ``seq`` as decimal digits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 from ._models import Row
+from ._pg_time import timestamp_texts
 
 __all__ = ["copy_text"]
 
@@ -29,32 +29,6 @@ __all__ = ["copy_text"]
 _TABS_PER_LINE = 7
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _NULL = "\\N"
-
-
-_SECOND = timedelta(seconds=1)
-
-
-def _timestamps(rows: Sequence[Row]) -> list[str]:
-    """Each row's timestamp as COPY text, formatting its date and time of day once per second.
-
-    ``isoformat()`` was a sixth of the cost of a line; the events of a batch
-    mostly fall within one second, so only the microseconds change from one
-    to the next. A timestamp not in UTC (rows hold UTC) takes ``isoformat()``.
-    """
-    texts: list[str] = []
-    append = texts.append
-    second: datetime | None = None
-    prefix = ""
-    for row in rows:
-        when = row[6]
-        if when.tzinfo is not UTC:
-            append(when.isoformat())
-            continue
-        if second is None or not second <= when < second + _SECOND:
-            second = when.replace(microsecond=0)
-            prefix = second.isoformat()[:-6]  # without "+00:00"
-        append(f"{prefix}.{when.microsecond:06d}+00")
-    return texts
 
 
 def _field(value: str | None) -> str:
@@ -80,7 +54,7 @@ def copy_text(rows: Sequence[Row], first_seq: int) -> bytes:
     NULL marker means no value held one. Otherwise the lines are built again
     with every value escaped.
     """
-    timestamps = _timestamps(rows)
+    timestamps = timestamp_texts([r[6] for r in rows])
     text = "".join(
         f"{r[0]}\t{r[1]}\t{r[2]}\t{_NULL if r[3] is None else r[3]}\t"
         f"{_NULL if r[4] is None else r[4]}\t{_NULL if r[5] is None else r[5]}\t"

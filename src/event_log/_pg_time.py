@@ -1,0 +1,37 @@
+"""UTC timestamps as PostgreSQL input text, for the COPY lines and the column texts.
+
+PostgreSQL reads ``2026-12-06T14:14:33.223803+00`` as that instant; the form
+is ISO 8601 with the offset in hours, which ``datetime.fromisoformat`` also
+reads back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["timestamp_texts"]
+
+_SECOND = timedelta(seconds=1)
+
+
+def timestamp_texts(stamps: Sequence[datetime]) -> list[str]:
+    """Each timestamp as PostgreSQL text, its date and time of day formatted once per second.
+
+    ``isoformat()`` was a sixth of the cost of a COPY line; the events of a
+    batch mostly fall within one second, so only the microseconds change from
+    one to the next. A timestamp not in UTC (rows hold UTC) takes ``isoformat()``.
+    """
+    texts: list[str] = []
+    append = texts.append
+    second: datetime | None = None
+    prefix = ""
+    for when in stamps:
+        if when.tzinfo is not UTC:
+            append(when.isoformat())
+            continue
+        if second is None or not second <= when < second + _SECOND:
+            second = when.replace(microsecond=0)
+            prefix = second.isoformat()[:-6]  # without "+00:00"
+        append(f"{prefix}.{when.microsecond:06d}+00")
+    return texts
