@@ -62,7 +62,7 @@ def _canonical(value: int) -> str:
 
 
 def _canonical_many(values: list[int]) -> list[str]:
-    """``_canonical`` of each value, formatting the part ids of a batch share only once.
+    """``_canonical`` of each value, formatting only once what the ids of a batch share.
 
     The first 19 characters (timestamp, version, rand_a) come from the bits
     above rand_b, which a batch's small steps almost never carry into; only
