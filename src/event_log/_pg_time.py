@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 __all__ = ["timestamp_texts"]
 
 _SECOND = timedelta(seconds=1)
+_EMPTY = datetime.max.replace(tzinfo=UTC)
 
 
 def timestamp_texts(stamps: Sequence[datetime]) -> list[str]:
@@ -24,14 +25,16 @@ def timestamp_texts(stamps: Sequence[datetime]) -> list[str]:
     """
     texts: list[str] = []
     append = texts.append
-    second: datetime | None = None
+    # The second whose text is in prefix, and the next; empty until the first row.
+    second = next_second = _EMPTY
     prefix = ""
     for when in stamps:
         if when.tzinfo is not UTC:
             append(when.isoformat())
             continue
-        if second is None or not second <= when < second + _SECOND:
+        if not second <= when < next_second:
             second = when.replace(microsecond=0)
+            next_second = second + _SECOND
             prefix = second.isoformat()[:-6]  # without "+00:00"
         append(f"{prefix}.{when.microsecond:06d}+00")
     return texts
