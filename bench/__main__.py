@@ -176,6 +176,11 @@ def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def _why(exc: BaseException) -> str:
+    """An error's message, or its type when it has none (a bare TimeoutError)."""
+    return str(exc) or type(exc).__name__
+
+
 def _write_metrics(result: dict[str, Any]) -> dict[str, Any]:
     metrics = dict(result)
     seconds = metrics.get("seconds") or float("nan")
@@ -238,8 +243,8 @@ def _measure_writes(
                 url = fresh_database(scenario)
                 result = run_scenario(scenario, url, cfg.events, timeout=cfg.timeout)
             except Exception as exc:  # reported as an ERROR row; the run goes on
-                row.status, row.note = "error", str(exc)
-                _progress(f"  failed: {exc}")
+                row.status, row.note = "error", _why(exc)
+                _progress(f"  failed: {_why(exc)}")
                 continue
             _progress(f"  done in {perf_counter() - started:.1f} s")
             runs[scenario].append(_write_metrics(result))
@@ -308,10 +313,11 @@ def _measure_postgres(rows: list[Row], cfg: Config, admin_url: str | None) -> st
             _measure_writes(rows, "postgres", cfg, fresh, None)
     except Exception as exc:  # no scratch database or schema: every PostgreSQL row is an ERROR
         del rows[first:]
-        _measure_writes(rows, "postgres", cfg, lambda _: "", f"PostgreSQL setup failed: {exc}")
+        failure = f"PostgreSQL setup failed: {_why(exc)}"
+        _measure_writes(rows, "postgres", cfg, lambda _: "", failure)
         for row in rows[first:]:
             row.status = "error"
-        _progress(f"PostgreSQL setup failed: {exc}")
+        _progress(failure)
     return version
 
 
@@ -331,8 +337,8 @@ def _measure_on_scratch_postgres(
         with postgres.scratch_database(admin_url) as url:
             row.metrics = asyncio.run(measure(url))
     except Exception as exc:
-        row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+        row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
         return False
     return True
 
@@ -395,8 +401,8 @@ def _measure_memory(rows: list[Row], cfg: Config, data_dir: Path) -> None:
             url = fresh("emit_memory")
             result = run_scenario("emit_memory", url, cfg.emits, timeout=cfg.timeout)
     except Exception as exc:  # reported as an ERROR row; the run goes on
-        row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+        row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
         return
     _progress(f"  done in {perf_counter() - started:.1f} s")
     row.metrics = _write_metrics(result)
@@ -455,7 +461,7 @@ def _measure_reads_and_prune(rows: list[Row], cfg: Config, data_dir: Path) -> No
         dataset = ensure_dataset(cfg.read_rows, data_dir)
     except Exception as exc:  # reported as an ERROR row; the run goes on
         for row in [*read_rows, prune_row, reclaim_row]:
-            row.status, row.note = "error", f"no read database: {exc}"
+            row.status, row.note = "error", f"no read database: {_why(exc)}"
         return
 
     _progress(f"reads ({cfg.runs} runs each) ...")
@@ -463,8 +469,8 @@ def _measure_reads_and_prune(rows: list[Row], cfg: Config, data_dir: Path) -> No
         results = asyncio.run(run_reads(dataset, runs=cfg.runs, offset_runs=cfg.offset_runs))
     except Exception as exc:  # reported as an ERROR row; the run goes on
         for row in read_rows:
-            row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+            row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
     else:
         for row in read_rows:
             row.metrics = results[row.id.removeprefix("reads.")]
@@ -488,8 +494,8 @@ def _measure_reads_and_prune(rows: list[Row], cfg: Config, data_dir: Path) -> No
         prune_row.metrics = asyncio.run(run_prune(dataset, scratch / "prune.db"))
     except Exception as exc:  # reported as an ERROR row; the run goes on
         for row in (prune_row, reclaim_row):
-            row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+            row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
     else:
         m = prune_row.metrics
         reclaim_row.metrics = {
@@ -536,8 +542,8 @@ def _measure_histogram(rows: list[Row], cfg: Config, data_dir: Path) -> None:
         results = asyncio.run(run_histogram(dataset, runs=cfg.runs))
     except Exception as exc:  # reported as an ERROR row; the run goes on
         for row in (plain, by_type):
-            row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+            row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
         return
     plain.metrics, by_type.metrics = results["plain"], results["by_type"]
     plan = str(plain.metrics.pop("plan"))
@@ -566,16 +572,16 @@ def _measure_pg_reads(rows: list[Row], cfg: Config, admin_url: str | None) -> No
         dataset = ensure_pg_dataset(admin_url, cfg.pg_rows)
     except Exception as exc:  # reported as ERROR rows; the run goes on
         for row in read_rows:
-            row.status, row.note = "error", f"no PostgreSQL read database: {exc}"
-        _progress(f"  failed: {exc}")
+            row.status, row.note = "error", f"no PostgreSQL read database: {_why(exc)}"
+        _progress(f"  failed: {_why(exc)}")
         return
     _progress(f"PostgreSQL reads ({cfg.runs} runs each) ...")
     try:
         results = asyncio.run(run_pg_reads(dataset, cases, runs=cfg.runs))
     except Exception as exc:  # reported as ERROR rows; the run goes on
         for row in read_rows:
-            row.status, row.note = "error", str(exc)
-        _progress(f"  failed: {exc}")
+            row.status, row.note = "error", _why(exc)
+        _progress(f"  failed: {_why(exc)}")
         return
     for case, row in zip(cases, read_rows, strict=True):
         result = results[case.key]
