@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from event_log import Event, EventLogger
+from follow_helpers import started
 
 pytestmark = pytest.mark.fault
 
@@ -311,8 +312,9 @@ async def test_a_cancelled_follow_consumer_does_not_break_the_logger(backend_url
         for round_ in range(8):
             got: list[Event] = []
             source = f"follow-{round_}"
-            consumer = asyncio.create_task(collect(log.follow(source=source), got))
-            await asyncio.sleep(0.05)  # iteration has begun
+            follower = log.follow(source=source)
+            consumer = asyncio.create_task(collect(follower, got))
+            await started(follower)
             written = [
                 await log.log_event("task.started", source, data={"n": n})
                 for n in range(rng.randint(0, 4))
@@ -328,8 +330,9 @@ async def test_a_cancelled_follow_consumer_does_not_break_the_logger(backend_url
 
         # The logger still works, and so does a new follower.
         got = []
-        consumer = asyncio.create_task(collect(log.follow(source="follow-after"), got))
-        await asyncio.sleep(0.05)
+        follower = log.follow(source="follow-after")
+        consumer = asyncio.create_task(collect(follower, got))
+        await started(follower)
         after = [await log.log_event("task.completed", "follow-after") for _ in range(3)]
         await wait_until(lambda: len(got) >= len(after))
         assert got == after
@@ -368,8 +371,9 @@ async def test_a_follow_consumer_cancelled_as_a_commit_wakes_it_stops(backend_ur
         )
     async with EventLogger.open(backend_url, poll_interval=5) as log:
         got: list[Event] = []
-        consumer = asyncio.create_task(collect(log.follow(), got))
-        await asyncio.sleep(0.05)
+        follower = log.follow()
+        consumer = asyncio.create_task(collect(follower, got))
+        await started(follower)
         await log.log_event("task.created", "warm-up")
         await wait_until(lambda: len(got) == 1)
         await asyncio.sleep(0.2)  # it has looked for more and waits for a commit

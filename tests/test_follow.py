@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import event_log
 from event_log import Event, EventLogger, InvalidCursorError
+from follow_helpers import started
 
 
 async def take(follower: AsyncIterator[Event], n: int, seconds: float = 10) -> list[Event]:
@@ -34,7 +35,7 @@ async def test_yields_events_committed_after_iteration_begins(log: EventLogger) 
     before = await log.log_event("task.created", "c")
     follower = log.follow()
     reader = asyncio.ensure_future(take(follower, 3))
-    await asyncio.sleep(0.05)  # the first __anext__ has run
+    await started(follower)
     written = [await log.log_event("task.started", "c", data={"i": i}) for i in range(3)]
     got = await reader
     assert got == written
@@ -44,7 +45,7 @@ async def test_yields_events_committed_after_iteration_begins(log: EventLogger) 
 async def test_filters_apply(log: EventLogger) -> None:
     follower = log.follow(event_type="tool.*", task_id="t1")
     reader = asyncio.ensure_future(take(follower, 2))
-    await asyncio.sleep(0.05)
+    await started(follower)
     await log.log_event("tool.called", "a", task_id="t2")
     first = await log.log_event("tool.called", "a", task_id="t1")
     await log.log_event("task.started", "a", task_id="t1")
@@ -55,7 +56,7 @@ async def test_filters_apply(log: EventLogger) -> None:
 async def test_a_late_commit_with_an_earlier_timestamp_is_not_skipped(log: EventLogger) -> None:
     follower = log.follow()
     reader = asyncio.ensure_future(take(follower, 3))
-    await asyncio.sleep(0.05)
+    await started(follower)
     now = await log.log_event("task.created", "c")
     past = await log.log_event("task.created", "c", timestamp=now.timestamp - timedelta(hours=1))
     emitted = log.emit("task.created", "c", timestamp=datetime(2000, 1, 1, tzinfo=UTC))
@@ -68,7 +69,7 @@ async def test_cursor_first_yields_stored_events_after_it_then_live_ones(log: Ev
     assert page.next_cursor is not None
     follower = log.follow(cursor=page.next_cursor)
     reader = asyncio.ensure_future(take(follower, 4))
-    await asyncio.sleep(0.05)
+    await started(follower)
     live = await log.log_event("task.started", "c")
     assert await reader == [*stored[2:], live]
 
@@ -98,7 +99,7 @@ async def test_close_yields_what_committed_before_it_then_stops(backend_url: str
     log = await EventLogger.open(backend_url)
     follower = log.follow()
     first = asyncio.ensure_future(follower.__anext__())
-    await asyncio.sleep(0.05)
+    await started(follower)
     written = await log.log_event("task.created", "c")
     assert await first == written
     emitted = [log.emit("task.started", "c", data={"i": i}) for i in range(20)]
@@ -110,7 +111,7 @@ async def test_close_yields_what_committed_before_it_then_stops(backend_url: str
 async def test_breaking_out_stops_the_follower(log: EventLogger) -> None:
     async with log.follow() as follower:
         reader = asyncio.ensure_future(take(follower, 1))
-        await asyncio.sleep(0.05)
+        await started(follower)
         await log.log_event("task.created", "c")
         assert len(await reader) == 1
     with pytest.raises(StopAsyncIteration):
@@ -125,7 +126,7 @@ async def test_events_of_another_logger_arrive_by_polling(migratable_url: str) -
     ):
         follower = reader_log.follow()
         reader = asyncio.ensure_future(take(follower, 5))
-        await asyncio.sleep(0.1)
+        await started(follower)
         written = [await writer_log.log_event("tool.called", "other") for _ in range(5)]
         assert await reader == written
 
@@ -137,7 +138,8 @@ async def test_a_local_event_wakes_the_follower_without_polling(backend_url: str
         follower = log.follow()
         for i in range(5):
             waiting = asyncio.ensure_future(follower.__anext__())
-            await asyncio.sleep(0.005)
+            await started(follower)
+            await asyncio.sleep(0.005)  # it has looked and waits
             emitted = log.emit("tool.called", "a", data={"i": i})
             assert await asyncio.wait_for(waiting, 5) == emitted
 
@@ -167,7 +169,7 @@ async def test_three_writer_processes_and_one_follower(migratable_url: str) -> N
     async with EventLogger.open(migratable_url, poll_interval=0.05) as log:
         follower = log.follow(event_type="tool.called")
         reader = asyncio.ensure_future(take(follower, 3 * per_writer, seconds=60))
-        await asyncio.sleep(0.1)
+        await started(follower)
         writers = [
             await asyncio.create_subprocess_exec(
                 sys.executable, "-c", WRITER, migratable_url, f"writer-{n}", str(per_writer)
@@ -240,8 +242,7 @@ async def test_the_sequence_revision_numbers_existing_rows_in_time_order(
         async with EventLogger(engine) as log:
             follower = log.follow(cursor=by_time[2])
             assert [e.id for e in await take(follower, 2)] == by_time[3:]
-            reader = asyncio.ensure_future(take(follower, 1))
-            await asyncio.sleep(0.05)
+            reader = asyncio.ensure_future(take(follower, 1))  # started: it yielded two
             new = await log.log_event("task.started", "new")
             assert await reader == [new]
         async with engine.connect() as conn:
@@ -261,7 +262,7 @@ async def test_postgres_followers_wake_on_notify_not_polling(postgres_only_url: 
         follower = reader_log.follow()
         await writer_log.log_event("system.info", "warm-up")
         first = asyncio.ensure_future(follower.__anext__())
-        await asyncio.sleep(0.1)
+        await started(follower)
         await writer_log.log_event("system.info", "first")
         await asyncio.wait_for(first, 5)
         for i in range(5):

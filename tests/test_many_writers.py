@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from event_log import Event, EventLogger
+from follow_helpers import started
 
 pytestmark = pytest.mark.postgres
 
@@ -66,14 +67,16 @@ async def test_four_processes_of_25_tasks_lose_nothing_and_follow_in_order(
     async with EventLogger.open(url) as log:
         seen: list[Event] = []
 
+        events = log.follow()
+
         async def follow() -> None:
-            async for event in log.follow():
+            async for event in events:
                 seen.append(event)
                 if len(seen) == total:
                     return
 
         follower = asyncio.create_task(follow())
-        await asyncio.sleep(0.1)  # the follower is waiting before any writer starts
+        await started(events)  # before any writer starts
         processes = await asyncio.gather(*(_start(url, p) for p in range(PROCESSES)))
         for process in processes:
             assert process.stdin is not None

@@ -36,6 +36,7 @@ from event_log._partition import (
     set_partitioning,
 )
 from event_log.cli._sql import insert_rows
+from follow_helpers import started
 
 pytestmark = pytest.mark.postgres
 
@@ -128,7 +129,7 @@ async def test_converting_a_populated_table_keeps_every_row(
         assert await log.get_task_events("t2") == [written[2]]
         follow = log.follow()
         first = asyncio.ensure_future(anext(follow))
-        await asyncio.sleep(0.3)  # iterating: new commits from here on
+        await started(follow)  # iterating: new commits from here on
         new = await log.log_event("task.completed", "c")
         assert await asyncio.wait_for(first, 10) == new
         await follow.aclose()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from event_log import EventLogger, RetentionPolicy
+from follow_helpers import started
 
 
 def aged(event_type: str, days: float, source: str = "c") -> dict[str, object]:
@@ -66,7 +67,7 @@ async def test_exclusions(log: EventLogger) -> None:
 async def test_follow_honours_exclusions(log: EventLogger) -> None:
     follower = log.follow(exclude_event_type="tool.*")
     reader = asyncio.ensure_future(follower.__anext__())
-    await asyncio.sleep(0.05)
+    await started(follower)
     await log.log_event("tool.called", "a")
     wanted = await log.log_event("task.created", "c")
     assert await asyncio.wait_for(reader, 5) == wanted
