@@ -75,7 +75,7 @@ async def follow_latency(url: str, runs: int) -> dict[str, Any]:
             follower = log.follow(cursor=warm_up_id)
             for i in range(runs + 1):
                 waiting = asyncio.ensure_future(follower.__anext__())
-                await asyncio.sleep(0.01)  # the follower has begun and waits
+                await asyncio.sleep(0.01)  # it waits (round 0 may still be starting)
                 writer.stdin.write(b"go\n")
                 await writer.stdin.drain()
                 try:

@@ -33,4 +33,5 @@ async def test_a_follower_slow_to_start_still_sees_every_event(
     result = await follow_latency(postgres_only_url, 3)
 
     assert result["runs"] == 3
-    assert result["p50_ms"] < 500  # measured once the follower waits, not its start
+    # The slow start is in the unmeasured round, not in any measured delay.
+    assert result["max_ms"] < 500
