@@ -48,8 +48,6 @@ from .writes import (
     sequential_events,
 )
 
-PG_URL_ENV = "EVENT_LOG_BENCH_POSTGRES_URL"
-
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -642,10 +640,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--postgres-url",
         metavar="URL",
-        default=os.environ.get(PG_URL_ENV, postgres.DEFAULT_ADMIN_URL),
+        default=os.environ.get(postgres.PG_URL_ENV, postgres.DEFAULT_ADMIN_URL),
         help=(
             "an asyncpg URL of a server where a scratch database may be created and dropped "
-            f"(default: ${PG_URL_ENV}, else {postgres.DEFAULT_ADMIN_URL}); "
+            f"(default: ${postgres.PG_URL_ENV}, else {postgres.DEFAULT_ADMIN_URL}); "
             "PostgreSQL rows are skipped when it is unreachable"
         ),
     )

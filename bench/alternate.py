@@ -42,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", "--events", type=int, default=50_000, help="events per run")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("EVENT_LOG_BENCH_POSTGRES_URL", postgres.DEFAULT_ADMIN_URL),
-        help="an asyncpg URL of a server where a scratch database may be created",
+        metavar="URL",
+        default=os.environ.get(postgres.PG_URL_ENV, postgres.DEFAULT_ADMIN_URL),
+        help=(
+            "an asyncpg URL of a server where a scratch database may be created and dropped "
+            f"(default: ${postgres.PG_URL_ENV}, else {postgres.DEFAULT_ADMIN_URL})"
+        ),
     )
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.events < 1:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 __all__ = [
     "DEFAULT_ADMIN_URL",
+    "PG_URL_ENV",
     "asyncpg_dsn",
     "scratch_database",
     "server_version",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+# The environment variable that overrides DEFAULT_ADMIN_URL (read by the command lines).
+PG_URL_ENV = "EVENT_LOG_BENCH_POSTGRES_URL"
 _CONNECT_TIMEOUT_S = 5
 
 

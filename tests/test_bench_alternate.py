@@ -8,9 +8,10 @@ from bench.alternate import main
 from bench.writes import ScenarioError
 
 
-def test_rounds_below_one_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("option", ["--rounds", "--events"])
+def test_counts_below_one_are_refused(option: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["raw_batches", "--rounds", "0"])
+        main(["raw_batches", option, "0"])
     assert exc.value.code == 2
     assert "--rounds and --events must be at least 1" in capsys.readouterr().err
 
