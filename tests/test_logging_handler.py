@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -255,23 +254,26 @@ async def test_emitting_does_not_wait_for_the_handler_lock(log: EventLogger) -> 
     handler = EventLogHandler(log)
     await log.flush()
     held, release = threading.Event(), threading.Event()
+    # Whether the holder was released by us (True) or gave up waiting (False): an emit
+    # that waited for the lock could only return after the holder gave up.
+    released_by_us: list[bool] = []
 
     def hold_the_lock() -> None:
         with handler.lock:  # type: ignore[union-attr]
             held.set()
-            release.wait(10)
+            released_by_us.append(release.wait(30))
 
     holder = threading.Thread(target=hold_the_lock)
     holder.start()
     try:
-        assert held.wait(5)
+        assert held.wait(30)
         with attached(handler) as logger:
-            started = time.monotonic()
             logger.warning("while the handler lock is held")  # on the loop's thread
-            assert time.monotonic() - started < 2
+            release.set()  # reached only once the emit has returned
     finally:
         release.set()
         await asyncio.to_thread(holder.join)
+    assert released_by_us == [True], "the emit waited until the holder gave the lock up"
     await log.flush()
     assert await log.count_events(event_type="system.warning") == 1
 

@@ -184,19 +184,22 @@ async def test_live_page_in_chromium(async_api: Any, served: Served) -> None:
             assert await counts.text_content() == "2"
             assert await page.locator("#summary-total").text_content() == "7 events"
 
+            # A mark on this page's window: gone if the page reloads.
+            await page.evaluate("window.__sameDocument = true")
             async with EventLogger.open(served.db_url) as log:
-                # A new event, written by another process: in the feed within a second.
+                # A new event, written by another process, pushed to the open page by the
+                # stream: marked fresh (a listing's items are not), on top, no reload.
                 event = await log.log_event(
                     "tool.completed", "a-1", task_id="t-1", agent_id="a-1", data={"ok": True}
                 )
-                started = time.monotonic()
                 await page.wait_for_selector(
-                    f'#events > li[data-event-id="{event.id}"]', timeout=1_000
+                    f'#events > li[data-event-id="{event.id}"]', timeout=10_000
                 )
-                latency = time.monotonic() - started
-                assert latency < 1.0
-                first = await feed.first.get_attribute("data-event-id")
-                assert first == event.id, "new events are prepended"
+                first = feed.first
+                assert await first.get_attribute("data-event-id") == event.id, "prepended"
+                assert "fresh" in ((await first.get_attribute("class")) or "").split()
+                assert await page.evaluate("window.__sameDocument") is True
+                assert await page.locator("#events > li.fresh").count() == 1
 
                 # Untrusted text stays text.
                 hostile = '<img src=x onerror="window.__xss=1">'
@@ -204,7 +207,7 @@ async def test_live_page_in_chromium(async_api: Any, served: Served) -> None:
                     "system.warning", hostile, task_id=hostile, data={hostile: hostile}
                 )
                 item = page.locator(f'#events > li[data-event-id="{evil.id}"]')
-                await item.wait_for(timeout=2_000)
+                await item.wait_for(timeout=10_000)
                 assert await item.locator("img").count() == 0
                 assert await item.locator(".src").text_content() == hostile
                 assert await page.evaluate("window.__xss") is None
@@ -228,7 +231,7 @@ async def test_live_page_in_chromium(async_api: Any, served: Served) -> None:
                 # The summary catches up with the new events.
                 await page.wait_for_function(
                     "document.querySelector('#summary-total').textContent === '9 events'",
-                    timeout=5_000,
+                    timeout=10_000,
                 )
                 await page.screenshot(path=served.artifacts / "web-laptop.png", full_page=True)
 
@@ -245,7 +248,7 @@ async def test_live_page_in_chromium(async_api: Any, served: Served) -> None:
                 await log.log_event("task.failed", "a-1", task_id="t-2")
                 tool = await log.log_event("tool.failed", "a-1", task_id="t-2")
                 await page.wait_for_selector(
-                    f'#events > li[data-event-id="{tool.id}"]', timeout=2_000
+                    f'#events > li[data-event-id="{tool.id}"]', timeout=10_000
                 )
                 assert await feed.count() == 3
 
