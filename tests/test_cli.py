@@ -455,9 +455,14 @@ def test_agent_events(filled: str) -> None:
 
 
 def test_summary(url: str) -> None:
-    now = datetime.now(UTC)
-    seed(url, story(now - timedelta(minutes=30)))
-    seed(url, story(now - timedelta(hours=5)))  # outside the default hour
+    # The story (3 s long) starts 2 minutes into an epoch-aligned 10-minute bucket, 28 to
+    # 38 minutes ago: inside the default hour and one --every 10m bucket wherever now is.
+    ten = timedelta(minutes=10)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start = epoch + (datetime.now(UTC) - timedelta(minutes=30) - epoch) // ten * ten
+    start += timedelta(minutes=2)
+    seed(url, story(start))
+    seed(url, story(start - timedelta(hours=5)))  # outside the default hour
 
     counts = json.loads(ok(cli(url, "summary")).stdout)
     assert counts["by"] == "type"
