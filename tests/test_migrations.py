@@ -6,11 +6,17 @@ The CLI tests run the real ``alembic`` command from the repository root.
 Adoption is of the original system's table, which only ever existed on SQLite
 (and PostgreSQL); its DDL cannot even be created on MariaDB (a TEXT primary
 key), so the adoption tests that need such a table are strict xfails there.
+
+Revisions are frozen: they import nothing from ``event_log``, so the row
+converters are tested twice, as the library has them (``event_log._adopt``,
+which ``event-log import --from-sqlite`` uses) and as revision 0001 keeps them.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import io
 import json
 import os
 import random
@@ -19,7 +25,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -30,6 +36,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
@@ -40,7 +47,7 @@ from event_log import EventLogger, StorageError
 from event_log._adopt import AdoptionError, convert_row, normalize_data, normalize_timestamp
 from event_log._engine import create_engine
 from event_log._migrate import alembic_config, script_location
-from event_log._schema import TIMESTAMP_TEXT_WIDTH, format_utc
+from event_log._schema import TIMESTAMP_TEXT_WIDTH, Base, format_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAD = "0002"
@@ -152,6 +159,21 @@ def alembic_cli(
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def revision_module(revision: str) -> Any:
+    """A revision's module as Alembic loads it, for the helpers frozen into it."""
+    script = ScriptDirectory(str(script_location())).get_revision(revision)
+    assert script is not None
+    return script.module
+
+
+def offline_sql() -> str:
+    """``alembic upgrade head --sql`` in this process, for ``$EVENT_LOG_URL``'s dialect."""
+    config = alembic_config()
+    config.output_buffer = io.StringIO()
+    command.upgrade(config, "head", sql=True)
+    return config.output_buffer.getvalue()
 
 
 # -- upgrade() and downgrade ------------------------------------------------------------------
@@ -640,7 +662,7 @@ async def test_an_unconvertible_row_fails_the_upgrade_and_changes_nothing(
 
     with pytest.raises(StorageError) as raised:
         await event_log.upgrade(original_url)
-    assert isinstance(raised.value, AdoptionError)
+    assert_refused_by_revision_0001(raised.value)
     assert bad.id in str(raised.value)
     assert message in str(raised.value)
 
@@ -671,12 +693,84 @@ async def test_a_table_that_is_not_the_original_is_refused(migratable_url: str) 
             await conn.execute(sa.text("CREATE TABLE event_log (something TEXT)"))
     finally:
         await engine.dispose()
-    with pytest.raises(AdoptionError, match="lacks the columns"):
+    with pytest.raises(StorageError, match="lacks the columns") as raised:
         await event_log.upgrade(migratable_url)
+    assert_refused_by_revision_0001(raised.value)
     assert set(await schema_at(migratable_url)) == {"event_log"}
 
 
+async def test_adoption_refuses_when_the_table_it_sets_the_original_aside_as_exists(
+    original_url: str,
+) -> None:
+    await create_original(original_url, original_rows(3))
+    await execute_on(original_url, "CREATE TABLE event_log_original (something TEXT)")
+    with pytest.raises(StorageError, match="a table 'event_log_original' is in the way") as raised:
+        await event_log.upgrade(original_url)
+    assert_refused_by_revision_0001(raised.value)
+    schema = await schema_at(original_url)
+    assert set(schema) == {"event_log", "event_log_original"}
+    assert schema["event_log"] == ORIGINAL_INDEXES
+
+
+async def test_original_rows_without_an_id_fail_the_upgrade_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    """Only SQLite lets the original's TEXT PRIMARY KEY hold NULL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    rows = original_rows(3)
+    await create_original(url, rows)
+    with closing(sqlite3.connect(sqlite_path(url))) as conn, conn:
+        conn.execute("UPDATE event_log SET id = NULL WHERE id = ?", (rows[1].id,))
+    before = await read_table(url, "event_log")
+    with pytest.raises(StorageError, match=r"1 row\(s\) have a NULL id") as raised:
+        await event_log.upgrade(url)
+    assert_refused_by_revision_0001(raised.value)
+    assert await schema_at(url) == {"event_log": ORIGINAL_INDEXES}
+    assert await read_table(url, "event_log") == before
+
+
 # -- the row converters -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Converters:
+    """One implementation of the original-row conversion and the error it raises."""
+
+    normalize_timestamp: Callable[[str], datetime]
+    normalize_data: Callable[[Any], str | None]
+    convert_row: Callable[..., object]
+    error: type[Exception]
+
+
+def _frozen_converters() -> Converters:
+    module = revision_module("0001")
+    return Converters(
+        module._normalize_timestamp,
+        module._normalize_data,
+        module._convert_row,
+        module._AdoptionError,
+    )
+
+
+FROZEN = _frozen_converters()
+CONVERTERS = [
+    pytest.param(
+        Converters(normalize_timestamp, normalize_data, convert_row, AdoptionError), id="library"
+    ),
+    pytest.param(FROZEN, id="revision-0001"),
+]
+
+
+def assert_refused_by_revision_0001(error: StorageError) -> None:
+    """``error`` is revision 0001's own refusal (as upgrade() reports it), not another failure.
+
+    Alembic loads the revision anew for every command, so the class is compared by name.
+    """
+    cause = type(error.__cause__)
+    assert (cause.__module__, cause.__qualname__) == (
+        FROZEN.error.__module__,
+        FROZEN.error.__qualname__,
+    )
 
 
 @pytest.mark.parametrize(
@@ -693,21 +787,24 @@ async def test_a_table_that_is_not_the_original_is_refused(migratable_url: str) 
         (" 2026-03-01T12:00:00 ", "2026-03-01T12:00:00.000000+00:00"),
     ],
 )
-def test_normalize_timestamp_examples(text: str, expected: str) -> None:
-    assert format_utc(normalize_timestamp(text)) == expected
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_normalize_timestamp_examples(conv: Converters, text: str, expected: str) -> None:
+    assert format_utc(conv.normalize_timestamp(text)) == expected
 
 
 @pytest.mark.parametrize(
     "text", ["", "yesterday", "2026-02-30T12:00:00", "2026-03-01T25:00:00", "12:00:00", "1e9"]
 )
-def test_normalize_timestamp_rejects_what_is_not_a_datetime(text: str) -> None:
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_normalize_timestamp_rejects_what_is_not_a_datetime(conv: Converters, text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - any ValueError; convert_row adds the id
-        normalize_timestamp(text)
+        conv.normalize_timestamp(text)
 
 
-def test_normalize_timestamp_rejects_values_out_of_range_in_utc() -> None:
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_normalize_timestamp_rejects_values_out_of_range_in_utc(conv: Converters) -> None:
     with pytest.raises(ValueError, match="out of range"):
-        normalize_timestamp("0001-01-01T00:00:00+01:00")
+        conv.normalize_timestamp("0001-01-01T00:00:00+01:00")
 
 
 # Fixed offsets to the second and beyond (isoformat writes "+05:30:15.123456"), and UTC.
@@ -719,12 +816,15 @@ _offsets: st.SearchStrategy[tzinfo] = st.just(UTC) | st.builds(
 _LOW, _HIGH = datetime(2, 1, 1), datetime(9998, 12, 31)
 
 
+@pytest.mark.parametrize("conv", CONVERTERS)
 @given(
     st.datetimes(min_value=_LOW, max_value=_HIGH)
     | st.datetimes(min_value=_LOW, max_value=_HIGH, timezones=_offsets)
 )
-def test_normalize_timestamp_keeps_the_instant_in_fixed_width_utc(value: datetime) -> None:
-    normalized = normalize_timestamp(value.isoformat())
+def test_normalize_timestamp_keeps_the_instant_in_fixed_width_utc(
+    conv: Converters, value: datetime
+) -> None:
+    normalized = conv.normalize_timestamp(value.isoformat())
     assert normalized.utcoffset() == timedelta(0)
     expected = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     assert normalized == expected
@@ -745,13 +845,15 @@ def test_normalize_timestamp_keeps_the_instant_in_fixed_width_utc(value: datetim
         ("7", '{"value":7}'),
     ],
 )
-def test_normalize_data(text: str | None, expected: str | None) -> None:
-    assert normalize_data(text) == expected
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_normalize_data(conv: Converters, text: str | None, expected: str | None) -> None:
+    assert conv.normalize_data(text) == expected
 
 
-def test_normalize_data_rejects_what_is_not_json() -> None:
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_normalize_data_rejects_what_is_not_json(conv: Converters) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - json's own error; convert_row adds the id
-        normalize_data("{'single': 'quotes'}")
+        conv.normalize_data("{'single': 'quotes'}")
 
 
 @pytest.mark.parametrize(
@@ -763,9 +865,13 @@ def test_normalize_data_rejects_what_is_not_json() -> None:
         ({"task_id": "t" * 256}, "task_id is 256 characters long"),
         ({"timestamp": None}, "timestamp is NULL"),
         ({"timestamp": "soon"}, "timestamp 'soon' is not an ISO 8601 date-time"),
+        ({"data": "{'single': 'quotes'}"}, "data is not JSON"),
     ],
 )
-def test_convert_row_names_the_row_it_cannot_convert(fields: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize("conv", CONVERTERS)
+def test_convert_row_names_the_row_it_cannot_convert(
+    conv: Converters, fields: dict[str, Any], message: str
+) -> None:
     row: dict[str, Any] = {
         "row_id": "row-1",
         "event_type": "task.created",
@@ -776,6 +882,105 @@ def test_convert_row_names_the_row_it_cannot_convert(fields: dict[str, Any], mes
         "timestamp": "2026-03-01T12:00:00",
         **fields,
     }
-    with pytest.raises(AdoptionError, match=message.replace("(", r"\(")) as raised:
-        convert_row(**row)
+    with pytest.raises(conv.error, match=message.replace("(", r"\(")) as raised:
+        conv.convert_row(**row)
     assert repr(row["row_id"]) in str(raised.value)
+
+
+# -- frozen revisions -------------------------------------------------------------------------
+
+# A revision must mean the same thing forever, so it may use only what cannot
+# change under it: alembic, sqlalchemy and the standard library, never event_log.
+REVISION_IMPORTS = {"__future__", "alembic", "sqlalchemy", *sys.stdlib_module_names}
+
+
+def foreign_imports(source: str) -> list[str]:
+    """What ``source`` imports beyond ``REVISION_IMPORTS``, as "line N: module".
+
+    A dynamic import (``importlib.import_module``, ``__import__``) is listed
+    whatever it names: it could reach event_log round the check.
+    """
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = ["." * node.level + (node.module or "")]
+        elif isinstance(node, ast.Call) and (
+            (isinstance(node.func, ast.Name) and node.func.id in ("__import__", "import_module"))
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+            continue
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {module}"
+            for module in modules
+            if module.split(".")[0] not in REVISION_IMPORTS
+        ]
+    return found
+
+
+def test_revisions_import_only_alembic_sqlalchemy_and_the_standard_library() -> None:
+    revisions = sorted((script_location() / "versions").glob("*.py"))
+    assert {path.name for path in revisions} >= {
+        "0001_create_event_log.py",
+        "0002_commit_sequence.py",
+    }
+    found = {
+        path.name: imports
+        for path in revisions
+        if (imports := foreign_imports(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}, f"revisions must not import these (copy what they need instead): {found}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from event_log._adopt import convert_row",
+        "from event_log import _partition",
+        "import event_log",
+        "import json, event_log._schema as schema",
+        "def upgrade() -> None:\n    from event_log._partition import partitioning\n",
+        "import importlib\nimportlib.import_module('event_log._adopt')",
+        "from importlib import import_module\nimport_module('event_log')",
+        "__import__('event_log')",
+        "from . import helpers",
+    ],
+)
+def test_the_revision_import_check_finds_event_log_however_imported(source: str) -> None:
+    assert foreign_imports(source)
+
+
+def test_the_revision_import_check_allows_alembic_sqlalchemy_and_the_standard_library() -> None:
+    source = (
+        "from __future__ import annotations\nimport json\nfrom datetime import UTC, datetime\n"
+        "import sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+        "from alembic import context, op\n"
+    )
+    assert foreign_imports(source) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:///x.db",
+        "postgresql+asyncpg://someone:secret@db.invalid:5432/events",
+        "mysql+asyncmy://someone:secret@db.invalid:3306/events",
+    ],
+    ids=["sqlite", "postgres", "mariadb"],
+)
+def test_revisions_name_what_they_create_whatever_the_models_naming_convention(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """env.py hands Alembic the model's metadata, and with it the model's naming
+    convention, which would name any constraint or index a revision left unnamed;
+    the revisions name everything (op.f), so another convention changes nothing."""
+    monkeypatch.setenv("EVENT_LOG_URL", url)
+    sql = offline_sql()
+    assert "CREATE TABLE event_log" in sql
+    other = {key: f"renamed_{key}_%(table_name)s" for key in ("ix", "uq", "ck", "fk", "pk")}
+    monkeypatch.setattr(Base.metadata, "naming_convention", other)
+    assert offline_sql() == sql

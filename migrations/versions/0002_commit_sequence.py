@@ -8,6 +8,11 @@ Existing rows (including rows adopted from the original system) are numbered
 in (timestamp, id) order, and the counter starts after them. See
 ``event_log._schema.EventSequence`` for why a counter row gives commit order.
 
+Everything this revision uses is written out here, never imported from
+``event_log`` (the table options, and the test for a time-partitioned table
+that ``event_log._partition`` makes), so it keeps meaning the same whatever
+the library becomes.
+
 MariaDB commits each DDL statement as it goes, so there a failed upgrade is
 not rolled back; every step checks whether an earlier attempt already did it,
 so running the upgrade again completes it.
@@ -21,15 +26,13 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from event_log._partition import partitioning
-
 revision: str = "0002"
 down_revision: str | Sequence[str] | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-
-# MariaDB: as in 0001 (event_log._schema.MYSQL_TABLE_OPTIONS).
+# Frozen at this revision on purpose: a migration must mean the same thing forever.
+# MariaDB: InnoDB, utf8mb4, bytewise and case-sensitive text (no pad space), as in 0001.
 MYSQL_TABLE_OPTIONS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
@@ -76,10 +79,10 @@ def upgrade() -> None:
         "INSERT INTO event_log_sequence (id, last_seq) "
         "SELECT 1, coalesce(max(seq), 0) FROM event_log"
     )
-    # A table partitioned by time (event_log._partition, e.g. after a downgrade
-    # to 0001) cannot have a unique index without the timestamp: plain there.
+    # A table partitioned by time (e.g. after a downgrade to 0001) cannot have
+    # a unique index without the timestamp: plain there.
     # (Offline SQL is for a fresh database, never partitioned.)
-    unique = context.is_offline_mode() or partitioning(op.get_bind()) is None
+    unique = context.is_offline_mode() or not _partitioned(op.get_bind())
     op.create_index(op.f("ix_event_log_seq"), "event_log", ["seq"], unique=unique)
 
 
@@ -88,3 +91,19 @@ def downgrade() -> None:
     op.drop_table("event_log_sequence")
     with op.batch_alter_table("event_log") as batch:
         batch.drop_column("seq")
+
+
+# Frozen at this revision on purpose: a migration must mean the same thing forever.
+def _partitioned(bind: sa.Connection) -> bool:
+    """Whether ``event_log`` is a partitioned table, which only PostgreSQL has.
+
+    Time partitioning turns ``event_log`` into one (relkind ``p``); a plain
+    table, a missing one and every other database answer False.
+    """
+    if bind.dialect.name != "postgresql":
+        return False
+    kind = bind.execute(
+        sa.text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(:name)"),
+        {"name": "event_log"},
+    ).scalar()
+    return kind == "p"
