@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from event_log import EventLogger
+from event_log import EventLogger, HistogramGroup
 
 from .dataset import Dataset
 from .reads import measure
@@ -70,7 +70,7 @@ async def run_histogram(dataset: Dataset, *, runs: int) -> dict[str, dict[str, A
                 f"the histogram counted {counted:,} rows, the day holds {expected:,}"
             )
 
-        def histogram(by: str | None) -> Any:
+        def histogram(by: HistogramGroup | None) -> Any:
             return lambda i: log.get_event_histogram(since=since, until=until, every=EVERY, by=by)
 
         results["plain"] = await measure(runs, histogram(None))

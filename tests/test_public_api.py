@@ -1,4 +1,4 @@
-"""The names API.md promises, and nothing created at import time."""
+"""The public names, and nothing created at import time."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ PROMISED = {
     "LoggerClosedError",
     "upgrade",
     "DEFAULT_URL",
+    "EventFilter",
+    "QueueFullError",
+    "HistogramBucket",
+    "RetentionPolicy",
 }
 
 

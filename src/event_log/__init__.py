@@ -7,30 +7,34 @@ from ._errors import (
     InvalidCursorError,
     InvalidEventError,
     LoggerClosedError,
+    QueueFullError,
     StorageError,
 )
-from ._errors import QueueFullError as QueueFullError
+from ._filters import EventFilter
 from ._logger import EventLogger
 from ._migrate import upgrade
-from ._models import Event, NewEvent, Page
-from ._models import HistogramBucket as HistogramBucket
-from ._retention import RetentionPolicy as RetentionPolicy
+from ._models import Event, HistogramBucket, NewEvent, Page
+from ._queries import HistogramGroup as HistogramGroup
+from ._retention import RetentionPolicy
 from ._types import EventType
 
-# QueueFullError, HistogramBucket, RetentionPolicy and create_data_index are
-# importable too (the "X as X" imports above), but kept out of __all__: it lists
-# exactly the names API.md binds.
+# create_data_index and HistogramGroup are importable too (the "X as X" imports
+# above) without being part of the star-import surface.
 __all__ = [
     "DEFAULT_URL",
     "Event",
+    "EventFilter",
     "EventLogError",
     "EventLogger",
     "EventType",
+    "HistogramBucket",
     "InvalidCursorError",
     "InvalidEventError",
     "LoggerClosedError",
     "NewEvent",
     "Page",
+    "QueueFullError",
+    "RetentionPolicy",
     "StorageError",
     "upgrade",
 ]

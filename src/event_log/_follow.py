@@ -27,9 +27,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidCursorError, translate_storage_errors
+from ._filters import EventFilter
 from ._models import Event
 from ._queries import (
-    EventFilter,
     Position,
     event_by_id_statement,
     follow_statement,

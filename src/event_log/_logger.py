@@ -15,7 +15,6 @@ import os
 import types
 from collections.abc import (
     AsyncIterator,
-    Collection,
     Generator,
     Iterable,
     Iterator,
@@ -23,7 +22,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -37,6 +36,7 @@ from ._errors import (
     LoggerClosedError,
     translate_storage_errors,
 )
+from ._filters import EventFilter, FilterKeywords, filter_from
 from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry
 from ._migrate import upgrade
 from ._models import (
@@ -56,7 +56,7 @@ from ._queries import (
     MAX_PAGE_SIZE,
     BucketGrid,
     CursorCodec,
-    EventFilter,
+    HistogramGroup,
     Position,
     check_limit,
     check_minutes,
@@ -394,42 +394,22 @@ class EventLogger:
     async def list_events(
         self,
         *,
-        event_type: str | Collection[str] | None = None,
-        source: str | None = None,
-        task_id: str | None = None,
-        agent_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        filter: EventFilter | None = None,
         limit: int = 100,
         cursor: str | None = None,
         newest_first: bool = True,
-        exclude_event_type: str | Collection[str] | None = None,
-        exclude_source: str | Collection[str] | None = None,
-        data_contains: Mapping[str, Any] | None = None,
-        data_where: Sequence[tuple[str, str, Any]] | None = None,
+        **filters: Unpack[FilterKeywords],
     ) -> Page:
         """One page of matching events in ``(timestamp, id)`` order; follow ``next_cursor``.
 
-        ``exclude_event_type`` (types, collections or ``prefix.*`` patterns) and
-        ``exclude_source`` leave matching events out. ``data_contains`` keeps
-        events whose data contains that JSON object (jsonb ``@>`` rules, on both
-        backends); ``data_where`` keeps those whose top-level keys compare true,
-        e.g. ``[("bid_sats", ">", 100)]``; see ``_data_filters`` for the rules.
+        The events are those ``filter`` matches, or the :class:`EventFilter` the
+        keywords make (``event_type``, ``source``, ``task_id``, ``agent_id``,
+        ``since``, ``until``, ``exclude_event_type``, ``exclude_source``,
+        ``data_contains``, ``data_where``); giving both is a ``ValueError``.
         """
         self._check_open()
         limit = check_limit(limit, maximum=MAX_PAGE_SIZE)
-        flt = EventFilter.build(
-            event_type=event_type,
-            source=source,
-            task_id=task_id,
-            agent_id=agent_id,
-            since=since,
-            until=until,
-            exclude_event_type=exclude_event_type,
-            exclude_source=exclude_source,
-            data_contains=data_contains,
-            data_where=data_where,
-        )
+        flt = filter_from(filter, filters)
         after = None if cursor is None else self._cursors.decode(cursor, newest_first=newest_first)
         stmt = list_statement(
             flt, self._db.dialect, newest_first=newest_first, after=after, limit=limit + 1
@@ -443,45 +423,23 @@ class EventLogger:
         return Page(events=events, next_cursor=next_cursor)
 
     async def count_events(
-        self,
-        *,
-        event_type: str | Collection[str] | None = None,
-        source: str | None = None,
-        task_id: str | None = None,
-        agent_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        exclude_event_type: str | Collection[str] | None = None,
-        exclude_source: str | Collection[str] | None = None,
-        data_contains: Mapping[str, Any] | None = None,
-        data_where: Sequence[tuple[str, str, Any]] | None = None,
+        self, *, filter: EventFilter | None = None, **filters: Unpack[FilterKeywords]
     ) -> int:
-        """How many events match the filters of :meth:`list_events`."""
+        """How many events match ``filter`` (or the filter keywords of :meth:`list_events`)."""
         self._check_open()
-        flt = EventFilter.build(
-            event_type=event_type,
-            source=source,
-            task_id=task_id,
-            agent_id=agent_id,
-            since=since,
-            until=until,
-            exclude_event_type=exclude_event_type,
-            exclude_source=exclude_source,
-            data_contains=data_contains,
-            data_where=data_where,
-        )
+        flt = filter_from(filter, filters)
         return int(await self._scalar(count_statement(flt, self._db.dialect)))
 
     async def get_task_events(self, task_id: str) -> list[Event]:
         """Every event of one task, oldest first: its full timeline, uncapped."""
         self._check_open()
-        flt = EventFilter.build(task_id=task_id)
+        flt = filter_from(None, {"task_id": task_id})
         return await self._fetch_events(list_statement(flt, self._db.dialect, newest_first=False))
 
     async def get_agent_events(self, agent_id: str, *, limit: int = 100) -> list[Event]:
         """One agent's newest events, newest first."""
         self._check_open()
-        flt = EventFilter.build(agent_id=agent_id)
+        flt = filter_from(None, {"agent_id": agent_id})
         stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
         return await self._fetch_events(stmt)
 
@@ -489,7 +447,7 @@ class EventLogger:
         """Events of the last ``minutes`` minutes, newest first."""
         self._check_open()
         since = minutes_ago(check_minutes("minutes", minutes))
-        flt = EventFilter(since=since)
+        flt = filter_from(None, {"since": since})
         stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
         return await self._fetch_events(stmt)
 
@@ -504,44 +462,26 @@ class EventLogger:
     async def get_event_histogram(
         self,
         *,
-        since: datetime,
-        until: datetime | None = None,
         every: timedelta,
-        by: str | None = None,
-        event_type: str | Collection[str] | None = None,
-        source: str | None = None,
-        task_id: str | None = None,
-        agent_id: str | None = None,
-        exclude_event_type: str | Collection[str] | None = None,
-        exclude_source: str | Collection[str] | None = None,
-        data_contains: Mapping[str, Any] | None = None,
-        data_where: Sequence[tuple[str, str, Any]] | None = None,
+        by: HistogramGroup | None = None,
+        filter: EventFilter | None = None,
+        **filters: Unpack[FilterKeywords],
     ) -> list[HistogramBucket]:
         """Counts per time bucket of ``every`` from ``since`` to ``until`` (default now).
 
-        Buckets are aligned to the Unix epoch, every bucket is present (empty
-        ones as zero), at most 1,000 of them, else ``ValueError``. ``by``
-        ("event_type", "source", "agent_id") splits each count by that column
-        (events without an agent count under ""). Counted in SQL.
+        ``since`` is required, as a keyword or in ``filter``; the other filters
+        narrow what is counted. Buckets are aligned to the Unix epoch, every
+        bucket is present (empty ones as zero), at most 1,000 of them, else
+        ``ValueError``. ``by`` ("event_type", "source", "agent_id") splits each
+        count by that column (events without an agent count under ""). Counted
+        in SQL.
         """
         self._check_open()
         if by is not None and by not in HISTOGRAM_GROUPS:
             raise ValueError(f"by must be one of {HISTOGRAM_GROUPS} or None, not {by!r}")
-        if since is None:
+        flt = filter_from(filter, filters)
+        if flt.since is None:
             raise ValueError("since is required")
-        flt = EventFilter.build(
-            event_type=event_type,
-            source=source,
-            task_id=task_id,
-            agent_id=agent_id,
-            since=since,
-            until=until,
-            exclude_event_type=exclude_event_type,
-            exclude_source=exclude_source,
-            data_contains=data_contains,
-            data_where=data_where,
-        )
-        assert flt.since is not None
         grid = BucketGrid.covering(flt.since, flt.until or datetime.now(UTC), every)
         # An SQLite file has a pool of connections, each reading on a thread of
         # its own: the two halves of the buckets are counted at once (two
@@ -576,20 +516,13 @@ class EventLogger:
     def follow(
         self,
         *,
-        event_type: str | Collection[str] | None = None,
-        source: str | None = None,
-        task_id: str | None = None,
-        agent_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        filter: EventFilter | None = None,
         cursor: str | None = None,
-        exclude_event_type: str | Collection[str] | None = None,
-        exclude_source: str | Collection[str] | None = None,
-        data_contains: Mapping[str, Any] | None = None,
-        data_where: Sequence[tuple[str, str, Any]] | None = None,
+        **filters: Unpack[FilterKeywords],
     ) -> AsyncIterator[Event]:
         """Matching events as they commit, oldest first, each exactly once.
 
+        The filter is ``filter`` or the keywords of :meth:`list_events`.
         Iteration begins at the first ``__anext__``. With ``cursor`` (a
         ``next_cursor`` of ``list_events(newest_first=False)`` or an event id)
         the stored matching events after that position come first. Ends after
@@ -598,18 +531,7 @@ class EventLogger:
         ordering and the latency.
         """
         self._check_open()
-        flt = EventFilter.build(
-            event_type=event_type,
-            source=source,
-            task_id=task_id,
-            agent_id=agent_id,
-            since=since,
-            until=until,
-            exclude_event_type=exclude_event_type,
-            exclude_source=exclude_source,
-            data_contains=data_contains,
-            data_where=data_where,
-        )
+        flt = filter_from(filter, filters)
         position, event_id = self._follow_start(cursor)
         follower = Follower(
             self._db,

@@ -13,12 +13,11 @@ import hashlib
 import hmac
 import json
 import math
-import re
 import struct
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 from sqlalchemy import (
     BigInteger,
@@ -43,11 +42,10 @@ from sqlalchemy import (
     union_all,
 )
 
-from ._data_filters import DataFilter
 from ._errors import InvalidCursorError
+from ._filters import EventFilter, TypeSpec
 from ._models import Event, storable_text, trusted_event
 from ._schema import EventRecord, EventSequence, format_utc
-from ._types import is_valid_event_type
 
 __all__ = [
     "HISTOGRAM_GROUPS",
@@ -55,13 +53,13 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "BucketGrid",
     "CursorCodec",
-    "EventFilter",
+    "HistogramGroup",
     "Position",
-    "TypeSpec",
     "check_limit",
     "check_minutes",
     "count_statement",
     "event_by_id_statement",
+    "filter_clauses",
     "follow_statement",
     "histogram_statement",
     "last_seq_statement",
@@ -73,6 +71,7 @@ __all__ = [
     "storable_text",
     "stored_after_statement",
     "summary_statement",
+    "type_clause",
 ]
 
 MAX_PAGE_SIZE = 1000
@@ -80,7 +79,6 @@ _table = cast(Table, EventRecord.__table__)
 _seq = cast(Table, EventSequence.__table__)
 _c = _table.c
 _EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
-_PREFIX_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*\.\*")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Position = tuple[datetime, str]
@@ -100,27 +98,6 @@ def row_to_event(row: Sequence[Any]) -> Event:
             "timestamp": row[6],
         }
     )
-
-
-def _aware(name: str, value: object) -> datetime:
-    if not isinstance(value, datetime):
-        raise ValueError(f"{name} must be a datetime, not {type(value).__name__}")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware (got naive {value!r})")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"{name} {value!r} is out of range in UTC") from None
-
-
-def _filter_text(name: str, value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, not {type(value).__name__}")
-    if not storable_text(value):
-        raise ValueError(f"{name} must be text without NUL characters or lone surrogates")
-    return value
 
 
 def check_limit(limit: object, *, maximum: int | None = None) -> int:
@@ -155,135 +132,51 @@ def minutes_ago(minutes: float) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class TypeSpec:
-    """Event types to match: exact names and ``prefix.*`` patterns (stored without the ``*``)."""
-
-    exact: tuple[str, ...] = ()
-    prefixes: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, name: str, value: str | Collection[str]) -> TypeSpec:
-        """One type, a pattern such as ``"task.*"``, or a collection of them; else ValueError."""
-        if not isinstance(value, str | Collection):
-            raise ValueError(f"{name} must be a string or a collection of them, not {value!r}")
-        wanted = [value] if isinstance(value, str) else list(value)
-        exact: list[str] = []
-        prefixes: list[str] = []
-        for item in wanted:
-            if not isinstance(item, str):
-                raise ValueError(f"{name} must be a string, not {type(item).__name__}")
-            if _PREFIX_PATTERN.fullmatch(item):
-                prefixes.append(item[:-1])  # "task.*" -> "task."
-            elif is_valid_event_type(item):
-                exact.append(str(item))
-            else:
-                raise ValueError(
-                    f"{name} {item!r} is neither an event type nor a prefix pattern "
-                    f"such as 'task.*'"
-                )
-        return cls(tuple(exact), tuple(prefixes))
-
-    @property
-    def single(self) -> bool:
-        return len(self.exact) == 1 and not self.prefixes
-
-    def clause(self, column: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
-        options: list[ColumnElement[bool]] = []
-        if self.exact:
-            options.append(
-                column == self.exact[0] if len(self.exact) == 1 else column.in_(self.exact)
-            )
-        options.extend(_prefix_clause(column, prefix, dialect) for prefix in self.prefixes)
-        return or_(*options) if len(options) > 1 else options[0] if options else false()
-
-    def matches(self, event_type: str) -> bool:
-        return event_type in self.exact or event_type.startswith(self.prefixes)
+def type_clause(spec: TypeSpec, column: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
+    """Match ``spec``'s exact types and prefixes on ``column``."""
+    options: list[ColumnElement[bool]] = []
+    if spec.exact:
+        options.append(column == spec.exact[0] if len(spec.exact) == 1 else column.in_(spec.exact))
+    options.extend(_prefix_clause(column, prefix, dialect) for prefix in spec.prefixes)
+    return or_(*options) if len(options) > 1 else options[0] if options else false()
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """The filters of ``list_events`` / ``count_events`` / ``follow``, validated once."""
+def filter_clauses(
+    flt: EventFilter, dialect: str, *, ordered: bool = False
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for ``flt`` on ``dialect`` ("sqlite", "postgresql" or "mysql").
 
-    types: TypeSpec | None = None
-    source: str | None = None
-    task_id: str | None = None
-    agent_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    exclude_types: TypeSpec | None = None
-    exclude_sources: tuple[str, ...] = ()
-    data: DataFilter | None = None
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        event_type: str | Collection[str] | None = None,
-        source: str | None = None,
-        task_id: str | None = None,
-        agent_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        exclude_event_type: str | Collection[str] | None = None,
-        exclude_source: str | Collection[str] | None = None,
-        data_contains: Mapping[str, Any] | None = None,
-        data_where: Sequence[tuple[str, str, Any]] | None = None,
-    ) -> EventFilter:
-        """Validate user filters; anything unusable raises ``ValueError``."""
-        excluded_sources: tuple[str, ...] = ()
-        if exclude_source is not None:
-            names = [exclude_source] if isinstance(exclude_source, str) else list(exclude_source)
-            excluded_sources = tuple(_filter_text("exclude_source", n) or "" for n in names)
-        return cls(
-            types=None if event_type is None else TypeSpec.parse("event_type", event_type),
-            source=_filter_text("source", source),
-            task_id=_filter_text("task_id", task_id),
-            agent_id=_filter_text("agent_id", agent_id),
-            since=None if since is None else _aware("since", since),
-            until=None if until is None else _aware("until", until),
-            exclude_types=(
-                None
-                if exclude_event_type is None
-                else TypeSpec.parse("exclude_event_type", exclude_event_type)
-            ),
-            exclude_sources=excluded_sources,
-            data=DataFilter.build(data_contains, data_where),
-        )
-
-    def clauses(self, dialect: str, *, ordered: bool = False) -> list[ColumnElement[bool]]:
-        """WHERE clauses for this filter on ``dialect`` ("sqlite", "postgresql" or "mysql").
-
-        ``ordered``: the caller sorts by ``(timestamp, id)``. SQLite's planner would
-        serve a multi-type or prefix filter from the event_type index and then
-        sort; disabling that index (a unary ``+``) makes it walk an index that is
-        already in ``(timestamp, id)`` order and stop after ``limit`` rows.
-        """
-        where: list[ColumnElement[bool]] = []
-        unindexed = ordered and dialect == "sqlite"
-        if self.types is not None:
-            column = _UNINDEXED_TYPE if unindexed and not self.types.single else _c.event_type
-            where.append(self.types.clause(column, dialect))
-        if self.exclude_types is not None:
-            # A negative condition cannot narrow an index range: it filters whatever
-            # index the rest of the query walks.
-            column = _UNINDEXED_TYPE if unindexed else _c.event_type
-            where.append(not_(self.exclude_types.clause(column, dialect)))
-        if self.source is not None:
-            where.append(_c.source == self.source)
-        if self.exclude_sources:
-            where.append(_c.source.not_in(self.exclude_sources))
-        if self.task_id is not None:
-            where.append(_c.task_id == self.task_id)
-        if self.agent_id is not None:
-            where.append(_c.agent_id == self.agent_id)
-        if self.since is not None:
-            where.append(_c.timestamp >= self.since)
-        if self.until is not None:
-            where.append(_c.timestamp < self.until)
-        if self.data is not None:
-            where.extend(self.data.clauses(_c.data, dialect))
-        return where
+    ``ordered``: the caller sorts by ``(timestamp, id)``. SQLite's planner would
+    serve a multi-type or prefix filter from the event_type index and then
+    sort; disabling that index (a unary ``+``) makes it walk an index that is
+    already in ``(timestamp, id)`` order and stop after ``limit`` rows.
+    """
+    parts = flt.compiled()
+    where: list[ColumnElement[bool]] = []
+    unindexed = ordered and dialect == "sqlite"
+    if parts.types is not None:
+        column = _UNINDEXED_TYPE if unindexed and not parts.types.single else _c.event_type
+        where.append(type_clause(parts.types, column, dialect))
+    if parts.exclude_types is not None:
+        # A negative condition cannot narrow an index range: it filters whatever
+        # index the rest of the query walks.
+        column = _UNINDEXED_TYPE if unindexed else _c.event_type
+        where.append(not_(type_clause(parts.exclude_types, column, dialect)))
+    if flt.source is not None:
+        where.append(_c.source == flt.source)
+    if parts.exclude_sources:
+        where.append(_c.source.not_in(parts.exclude_sources))
+    if flt.task_id is not None:
+        where.append(_c.task_id == flt.task_id)
+    if flt.agent_id is not None:
+        where.append(_c.agent_id == flt.agent_id)
+    if flt.since is not None:
+        where.append(_c.timestamp >= flt.since)
+    if flt.until is not None:
+        where.append(_c.timestamp < flt.until)
+    if parts.data is not None:
+        where.extend(parts.data.clauses(_c.data, dialect))
+    return where
 
 
 # SQLite: a unary "+" keeps the planner from using an index on the column.
@@ -314,7 +207,7 @@ def list_statement(
     limit: int | None = None,
 ) -> AnySelect:
     """Events matching ``flt`` in ``(timestamp, id)`` order, strictly after ``after``."""
-    stmt = select(*_EVENT_COLUMNS).where(*flt.clauses(dialect, ordered=True))
+    stmt = select(*_EVENT_COLUMNS).where(*filter_clauses(flt, dialect, ordered=True))
     if after is not None:
         key = tuple_(_c.timestamp, _c.id)
         bound = tuple_(*after, types=(_c.timestamp.type, _c.id.type))
@@ -327,7 +220,7 @@ def follow_statement(
     flt: EventFilter, dialect: str, *, after_seq: int, up_to_seq: int | None, limit: int
 ) -> AnySelect:
     """Matching events committed after sequence number ``after_seq``, in commit order."""
-    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*flt.clauses(dialect), _c.seq > after_seq)
+    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*filter_clauses(flt, dialect), _c.seq > after_seq)
     if up_to_seq is not None:
         stmt = stmt.where(_c.seq <= up_to_seq)
     return stmt.order_by(_c.seq).limit(limit)
@@ -348,7 +241,7 @@ def last_seq_statement() -> AnySelect:
 
 
 def count_statement(flt: EventFilter, dialect: str) -> AnySelect:
-    return select(func.count()).select_from(_table).where(*flt.clauses(dialect))
+    return select(func.count()).select_from(_table).where(*filter_clauses(flt, dialect))
 
 
 def event_by_id_statement(event_id: str) -> AnySelect:
@@ -363,7 +256,8 @@ def summary_statement(since: datetime, dialect: str) -> AnySelect:
 
 
 MAX_BUCKETS = 1000
-HISTOGRAM_GROUPS = ("event_type", "source", "agent_id")
+HistogramGroup = Literal["event_type", "source", "agent_id"]
+HISTOGRAM_GROUPS: tuple[HistogramGroup, ...] = get_args(HistogramGroup)
 # Groups whose column leads an index: SQLite counts their ranges per bucket.
 _INDEX_LED_BY = frozenset({"event_type", "agent_id"})
 
@@ -413,7 +307,7 @@ def histogram_statement(
     flt: EventFilter,
     dialect: str,
     grid: BucketGrid,
-    by: str | None,
+    by: HistogramGroup | None,
     *,
     part: range | None = None,
 ) -> AnySelect:
@@ -442,12 +336,14 @@ def histogram_statement(
     keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
     return (
         select(*keys, func.count())
-        .where(*flt.clauses(dialect), _c.timestamp >= grid.start, _c.timestamp < grid.end)
+        .where(*filter_clauses(flt, dialect), _c.timestamp >= grid.start, _c.timestamp < grid.end)
         .group_by(*keys)
     )
 
 
-def _ranged_histogram(flt: EventFilter, grid: BucketGrid, by: str | None, part: range) -> AnySelect:
+def _ranged_histogram(
+    flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, part: range
+) -> AnySelect:
     """SQLite: one index range count per bucket, no per-row arithmetic.
 
     Working out each row's bucket (strftime on the stored text) cost microseconds
@@ -474,11 +370,11 @@ def _ranged_histogram(flt: EventFilter, grid: BucketGrid, by: str | None, part: 
         func.json_extract(pairs.c.value, "$[2]").label("hi"),
     ).cte("buckets")
     b = buckets.c
-    unbounded = replace(flt, since=None, until=None)
+    unbounded = flt.model_copy(update={"since": None, "until": None})
     in_bucket = [
         _c.timestamp >= b.lo,
         _c.timestamp < b.hi,
-        *unbounded.clauses("sqlite", ordered=True),
+        *filter_clauses(unbounded, "sqlite", ordered=True),
     ]
     if by is None:
         counted = select(func.count()).where(*in_bucket).scalar_subquery()
@@ -522,8 +418,8 @@ def prune_batch_statement(
     of the types in ``only`` (all when None) and none of ``unless``."""
     where = [_c.timestamp < cutoff]
     if only is not None:
-        where.append(only.clause(_c.event_type, dialect))
-    where.extend(not_(spec.clause(_c.event_type, dialect)) for spec in unless)
+        where.append(type_clause(only, _c.event_type, dialect))
+    where.extend(not_(type_clause(spec, _c.event_type, dialect)) for spec in unless)
     oldest = select(_c.id).where(*where).order_by(_c.timestamp, _c.id).limit(batch_size)
     if dialect == "mysql":
         # MariaDB refuses LIMIT in an IN subquery and a subquery on the table being

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ._queries import TypeSpec, check_minutes, minutes_ago
+from ._filters import TypeSpec
+from ._queries import check_minutes, minutes_ago
 
 __all__ = ["RetentionPolicy", "RetentionRule", "retention_rules"]
 

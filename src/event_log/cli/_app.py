@@ -18,18 +18,19 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 from alembic.util import CommandError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import URL
 
-from event_log import Event, EventLogger, InvalidCursorError
+from event_log import Event, EventLogger, HistogramGroup, InvalidCursorError
 from event_log._data_index import DATA_INDEX_NAME, create_data_index
 from event_log._engine import create_engine
 from event_log._errors import translate_storage_errors
-from event_log._queries import HISTOGRAM_GROUPS, MAX_BUCKETS, EventFilter
+from event_log._filters import filter_from
+from event_log._queries import HISTOGRAM_GROUPS, MAX_BUCKETS
 from event_log._retention import retention_rules
 
 from . import _io, _legacy, _migrations, _output, _sql
@@ -141,7 +142,7 @@ def _check_types(ctx: click.Context, param: click.Parameter, values: Sequence[st
     types = tuple(item.strip() for value in values for item in value.split(","))
     for item in types:
         try:
-            EventFilter.build(event_type=item)
+            filter_from(None, {"event_type": item})
         except ValueError:
             raise click.BadParameter(
                 f"{item!r} is neither an event type (task.created) nor a prefix pattern (task.*)"
@@ -153,7 +154,7 @@ def _data_contains(ctx: click.Context, param: click.Parameter, value: str | None
     """``--data-contains``: a JSON object the library accepts as a filter."""
     data = _json_object(ctx, param, value)
     try:
-        EventFilter.build(data_contains=data)
+        filter_from(None, {"data_contains": data})
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return data
@@ -165,7 +166,7 @@ def _parse_where(ctx: click.Context, param: click.Parameter, values: Sequence[st
     for item in values:
         try:
             triple = parse_where(item)
-            EventFilter.build(data_where=[triple])
+            filter_from(None, {"data_where": [triple]})
         except ValueError as exc:
             raise click.BadParameter(f"{item!r}: {exc}") from None
         triples.append(triple)
@@ -655,7 +656,7 @@ def summary(
                     since=since,
                     until=until,
                     every=max(until - since, timedelta(seconds=1)),
-                    by=group,
+                    by=cast(HistogramGroup, group),
                 )
                 for bucket in buckets:
                     for key, count in bucket.counts.items():
@@ -678,7 +679,9 @@ def summary(
 
     async def histogram() -> list[Any]:
         async with open_log(url) as log:
-            return await log.get_event_histogram(since=since, until=until, every=every, by=group)
+            return await log.get_event_histogram(
+                since=since, until=until, every=every, by=cast(HistogramGroup | None, group)
+            )
 
     buckets = run(histogram(), url=url)
     if fmt == "json":
@@ -781,7 +784,7 @@ def _parse_overrides(
                 f"{value!r} is not TYPE=DURATION (e.g. 'tool.*=7d' or 'system.error=90d')"
             )
         try:
-            EventFilter.build(event_type=pattern)
+            filter_from(None, {"event_type": pattern})
         except ValueError:
             raise click.BadParameter(
                 f"{pattern!r} is neither an event type (system.error) nor a prefix pattern (tool.*)"

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from event_log import Event, EventLogger, InvalidEventError, StorageError
 from event_log._engine import is_memory_sqlite, resolve_url
 from event_log._errors import translate_storage_errors
-from event_log._queries import EventFilter
+from event_log._filters import filter_from
 
 from . import _migrations
 
@@ -206,7 +206,7 @@ class Filters:
             data_where=tuple(options.pop("data_where", None) or ()) or None,
         )
         try:
-            EventFilter.build(**flt.kwargs())
+            filter_from(None, flt.kwargs())
         except ValueError as exc:
             raise click.UsageError(str(exc)) from None
         return flt
