@@ -21,9 +21,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from cli_helpers import cli, fails, ok
-from event_log import Event, EventLogger
+from event_log import Event, EventFilter, EventLogger
 from event_log.cli._times import parse_duration, parse_time
-from event_log.cli._where import parse_where
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -333,6 +332,13 @@ def test_query_filters_and_formats(filled: str) -> None:
     fails(cli(url, "query", "--limit", "0"), 2, "--limit")
     fails(cli(url, "query", "--all", "--limit", "5"), 2, "--all")
     fails(cli(url, "query", "-F", "xml"), 2, "xml")
+
+
+def parse_where(text: str) -> tuple[str, str, Any]:
+    """What ``--where TEXT`` filters on (the option's text goes to EventFilter.from_texts)."""
+    conditions = EventFilter.from_texts({"data_where": [text]}).data_where
+    assert conditions is not None and len(conditions) == 1
+    return conditions[0]
 
 
 def test_parse_where() -> None:
@@ -759,6 +765,7 @@ def test_expected_errors_are_one_line(tmp_path: Path) -> None:
     fails(cli("sqlite+aiosqlite://", "summary"), 1, "no event-log schema")
 
 
+@pytest.mark.postgres
 def test_expected_errors_on_postgres_name_the_database(postgres_url: str) -> None:
     missing = postgres_url.rsplit("/", 1)[0] + "/no_such_database_here"
     message = fails(cli(missing, "query"), 1, "no_such_database_here", "does not exist")
