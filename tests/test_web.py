@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import httpx
@@ -27,6 +29,7 @@ from event_log import (
     LoggerClosedError,
     StorageError,
 )
+from event_log.web import _page as web_page
 from event_log.web import create_router
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -396,6 +399,54 @@ async def test_page_is_self_contained_and_escapes_filters(client):
     assert 'src="' not in text
     assert 'rel="stylesheet"' not in text
     assert 'data-base=""' in text
+
+
+async def test_page_inlines_its_package_files_and_fills_each_slot_once(client):
+    static = resources.files("event_log.web") / "static"
+    css, js = ((static / name).read_text("utf-8") for name in ("page.css", "page.js"))
+    params = {
+        "type": "task.*",
+        "event_type": "tool.called",
+        "task_id": "{{nonce}}",
+        "agent_id": "$x",
+    }
+    response = await client.get("/", params=params)
+    text = response.text
+    nonce = response.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<style nonce="{nonce}">\n{css}</style>' in text
+    assert f'<script nonce="{nonce}">\n{js}</script>' in text
+    # No slot is left unfilled: the only braces are those of the task_id value.
+    assert text.replace(css, "").replace(js, "").count("{{") == 1
+    assert 'name="type" value="task.*, tool.called"' in text  # both names of the field
+    assert 'name="task_id" value="{{nonce}}"' in text  # a value is never read as a slot
+    assert 'name="agent_id" value="$x"' in text
+    assert "$$" not in js  # plain JavaScript, no template escaping
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("page.html", "<p>{{nope}}</p>", "unknown slot {{nope}}"),
+        ("page.js", "let s = '</SCRIPT>';", "page.js must not contain '</script'"),
+        ("page.css", "a::after { content: '</style>'; }", "page.css must not contain '</style'"),
+    ],
+)
+def test_page_files_that_would_break_the_page_are_refused(
+    tmp_path, monkeypatch, name, text, message
+):
+    static = tmp_path / "static"
+    static.mkdir()
+    for stock in ("page.html", "page.css", "page.js"):
+        source = resources.files("event_log.web") / "static" / stock
+        (static / stock).write_text(source.read_text("utf-8"), "utf-8")
+    (static / name).write_text(text, "utf-8")
+    monkeypatch.setattr(web_page, "files", lambda package: tmp_path)
+    web_page._template.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            web_page._template()
+    finally:
+        web_page._template.cache_clear()
 
 
 async def test_router_mounts_under_a_prefix(log):

@@ -1,24 +1,71 @@
 """The live page: one server-rendered HTML document with its CSS and JS inline.
 
-No build step and nothing loaded from elsewhere. The server fills in the base
-path and the filters of the query string (HTML-escaped); the script reads
-the JSON API. Event text is untrusted: the script only ever puts it into the
-page through ``textContent`` and attribute setters, never as markup, and a
-nonce-based Content-Security-Policy refuses any script the page did not ship.
+The page is three package files, ``static/page.html``, ``page.css`` and
+``page.js``, read once. No build step and nothing loaded from elsewhere: the
+CSS and JS go into the HTML's ``{{css}}`` and ``{{js}}`` slots when it is first
+read, and each request fills the other ``{{name}}`` slots (the nonce, the base
+path, the filters of the query string), HTML-escaped, in one pass, so text in
+a value is never read as a slot. The script reads the JSON API. Event text is
+untrusted: the script only ever puts it into the page through ``textContent``
+and attribute setters, never as markup, and a nonce-based
+Content-Security-Policy refuses any script the page did not ship.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import re
 import secrets
-from string import Template
+from dataclasses import dataclass
+from importlib.resources import files
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 __all__ = ["render_page"]
 
-_FILTERS = ("type", "source", "task_id", "agent_id")
+_SLOT = re.compile(r"\{\{([a-z_]+)\}\}")
+# The query parameters the page's form shows; "type" also takes event_type's values.
+_FORM = ("type", "source", "task_id", "agent_id")
+_VALUES = frozenset({"nonce", "base", *(f"value_{name}" for name in _FORM)})
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """The page split at its slots: ``parts`` alternate literal text and slot names."""
+
+    parts: tuple[str, ...]
+
+    def render(self, values: dict[str, str]) -> str:
+        out = list(self.parts)
+        for at in range(1, len(out), 2):
+            out[at] = html.escape(values[out[at]], quote=True)
+        return "".join(out)
+
+
+def _inline(name: str, closing: str) -> str:
+    text = (files("event_log.web") / "static" / name).read_text(encoding="utf-8")
+    if closing in text.lower():
+        # The browser would end the element there and read the rest as markup.
+        raise ValueError(f"static/{name} must not contain {closing!r}")
+    return text
+
+
+@functools.cache
+def _template() -> _Template:
+    """The page file with the CSS and JS put in, split at the per-request slots."""
+    static = {"css": _inline("page.css", "</style"), "js": _inline("page.js", "</script")}
+    pieces = _SLOT.split((files("event_log.web") / "static" / "page.html").read_text("utf-8"))
+    parts: list[str] = [pieces[0]]
+    for name, text in zip(pieces[1::2], pieces[2::2], strict=True):
+        if name in static:
+            parts[-1] += static[name] + text
+        elif name in _VALUES:
+            parts += [name, text]
+        else:
+            raise ValueError(f"static/page.html has an unknown slot {{{{{name}}}}}")
+    return _Template(tuple(parts))
 
 
 def render_page(request: Request) -> HTMLResponse:
@@ -26,17 +73,17 @@ def render_page(request: Request) -> HTMLResponse:
     path = request.url.path
     base = path[:-1] if path.endswith("/") else path
     params = request.query_params
-    values = {
-        "type": ", ".join(v for v in params.getlist("type") if v),
-        "source": params.get("source", ""),
-        "task_id": params.get("task_id", ""),
-        "agent_id": params.get("agent_id", ""),
-    }
+    types = [*params.getlist("type"), *params.getlist("event_type")]
     nonce = secrets.token_urlsafe(16)
-    body = _PAGE.substitute(
-        nonce=nonce,
-        base=html.escape(base, quote=True),
-        **{f"value_{name}": html.escape(values[name], quote=True) for name in _FILTERS},
+    body = _template().render(
+        {
+            "nonce": nonce,
+            "base": base,
+            "value_type": ", ".join(v for v in types if v),
+            "value_source": params.get("source", ""),
+            "value_task_id": params.get("task_id", ""),
+            "value_agent_id": params.get("agent_id", ""),
+        }
     )
     csp = (
         "default-src 'none'; "
@@ -53,474 +100,3 @@ def render_page(request: Request) -> HTMLResponse:
             "Cache-Control": "no-store",
         },
     )
-
-
-_PAGE = Template(
-    r"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>event-log · live</title>
-<link rel="icon" href="data:,">
-<style nonce="$nonce">
-:root {
-  --bg: #f6f7f9; --panel: #fff; --ink: #1d2430; --muted: #667085; --line: #e3e6eb;
-  --accent: #2563eb; --ok: #16a34a; --warn: #d97706; --bad: #dc2626;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-  color: var(--ink); background: var(--bg);
-}
-* { box-sizing: border-box; }
-body { margin: 0; }
-header {
-  display: flex; align-items: center; gap: .75rem; padding: .6rem 1rem;
-  background: #111827; color: #f9fafb; position: sticky; top: 0; z-index: 2;
-}
-header h1 { font-size: 1.05rem; margin: 0; font-weight: 600; }
-#status { font-size: .8rem; display: inline-flex; align-items: center; gap: .35rem; }
-#status::before {
-  content: ""; width: .6rem; height: .6rem; border-radius: 50%; background: var(--warn);
-}
-#status[data-state="live"]::before { background: var(--ok); }
-#status[data-state="offline"]::before { background: var(--bad); }
-main {
-  display: grid; gap: 1rem; padding: 1rem; max-width: 1400px; margin: 0 auto;
-  grid-template-columns: minmax(0, 3fr) minmax(0, 2fr);
-  grid-template-areas: "filters filters" "feed side";
-}
-section { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; }
-section > h2 {
-  font-size: .95rem; margin: 0; padding: .6rem .8rem; border-bottom: 1px solid var(--line);
-  display: flex; justify-content: space-between; align-items: center; gap: .5rem;
-}
-#filters { grid-area: filters; padding: .6rem .8rem; }
-#filters form { display: flex; flex-wrap: wrap; gap: .5rem; align-items: end; }
-#filters label { display: flex; flex-direction: column; font-size: .75rem; color: var(--muted);
-  flex: 1 1 10rem; }
-#filters input { font: inherit; font-size: .9rem; padding: .35rem .5rem; margin-top: .15rem;
-  border: 1px solid var(--line); border-radius: 6px; min-width: 0; }
-button { font: inherit; font-size: .85rem; padding: .4rem .8rem; border-radius: 6px;
-  border: 1px solid var(--accent); background: var(--accent); color: #fff; cursor: pointer; }
-button.plain { background: transparent; color: var(--accent); }
-#feed { grid-area: feed; min-height: 20rem; }
-#side { grid-area: side; display: flex; flex-direction: column; gap: 1rem; min-width: 0; }
-#events, #timeline-list { list-style: none; margin: 0; padding: 0; }
-.ev { padding: .45rem .8rem; border-bottom: 1px solid var(--line); display: flex;
-  flex-wrap: wrap; gap: .25rem .6rem; align-items: baseline; font-size: .85rem; }
-.ev.fresh { animation: flash 1.2s ease-out; }
-@keyframes flash { from { background: #fef9c3; } to { background: transparent; } }
-.ev time { color: var(--muted); font-variant-numeric: tabular-nums; font-size: .8rem; }
-.type { font-weight: 600; padding: 0 .4rem; border-radius: 4px; border-left: 4px solid; }
-.src { color: var(--muted); }
-.chip { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: .78rem;
-  background: #eef2ff; color: #3730a3; border-radius: 4px; padding: 0 .35rem;
-  text-decoration: none; white-space: nowrap; display: inline-block; max-width: 100%;
-  overflow: hidden; text-overflow: ellipsis; vertical-align: bottom; }
-a.chip:hover { text-decoration: underline; }
-.chip.agent { background: #ecfdf5; color: #065f46; }
-.ev details { flex-basis: 100%; }
-.ev summary { color: var(--muted); cursor: pointer; font-size: .78rem; }
-pre { margin: .3rem 0 0; padding: .4rem; background: #f8fafc; border-radius: 6px;
-  font-size: .75rem; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 16rem;
-  overflow: auto; }
-.empty { padding: 1rem .8rem; color: var(--muted); font-size: .85rem; }
-#chart-wrap { padding: .6rem .8rem; }
-#timechart { width: 100%; height: 170px; display: block; }
-#timechart text { font-size: 10px; fill: var(--muted); }
-#typecounts { list-style: none; margin: .6rem 0 0; padding: 0; font-size: .8rem; }
-#typecounts li { display: grid; grid-template-columns: minmax(0, 9rem) 1fr 3rem; gap: .4rem;
-  align-items: center; margin: .15rem 0; }
-#typecounts .name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-#typecounts .track { display: block; }
-#typecounts .bar { display: block; height: .7rem; border-radius: 3px; min-width: 2px; }
-#typecounts .n { text-align: right; font-variant-numeric: tabular-nums; }
-#timeline[hidden] { display: none; }
-#timeline-list { padding: .4rem .8rem .8rem 1.4rem; position: relative; }
-#timeline-list::before { content: ""; position: absolute; left: .9rem; top: .6rem;
-  bottom: .8rem; width: 2px; background: var(--line); }
-.step { position: relative; padding: .35rem 0 .35rem .6rem; font-size: .85rem; }
-.step::before { content: ""; position: absolute; left: -.75rem; top: .75rem; width: .6rem;
-  height: .6rem; border-radius: 50%; background: var(--dot, var(--accent)); }
-.step .offset { color: var(--muted); font-variant-numeric: tabular-nums; margin-right: .4rem;
-  font-size: .8rem; }
-@media (max-width: 800px) {
-  main { grid-template-columns: minmax(0, 1fr); grid-template-areas: "filters" "side" "feed";
-    padding: .5rem; gap: .6rem; }
-  #filters label { flex-basis: 45%; }
-  header { padding: .5rem .7rem; }
-}
-</style>
-</head>
-<body data-base="$base">
-<header><h1>event-log</h1><span id="status" data-state="connecting">connecting</span></header>
-<main>
-  <section id="filters" aria-label="Filters">
-    <form id="filter-form">
-      <label>Type <input name="type" value="$value_type" placeholder="task.*, tool.called"
-        autocomplete="off"></label>
-      <label>Source <input name="source" value="$value_source" autocomplete="off"></label>
-      <label>Task <input name="task_id" value="$value_task_id" autocomplete="off"></label>
-      <label>Agent <input name="agent_id" value="$value_agent_id" autocomplete="off"></label>
-      <button type="submit">Apply</button>
-      <button type="button" class="plain" id="clear">Clear</button>
-    </form>
-  </section>
-  <section id="feed" aria-live="polite">
-    <h2><span>Live feed</span><span id="feed-count" class="src"></span></h2>
-    <ol id="events"></ol>
-    <p class="empty" id="feed-empty">No events yet.</p>
-  </section>
-  <div id="side">
-    <section id="summary">
-      <h2><span>Last hour</span><span id="summary-total" class="src"></span></h2>
-      <div id="chart-wrap">
-        <svg id="timechart" role="img" aria-label="Events per minute, by type"></svg>
-        <ol id="typecounts"></ol>
-      </div>
-    </section>
-    <section id="timeline" hidden>
-      <h2><span>Task <span id="timeline-task" class="chip"></span></span>
-        <button type="button" class="plain" id="timeline-close">Close</button></h2>
-      <ol id="timeline-list"></ol>
-    </section>
-  </div>
-</main>
-<script nonce="$nonce">
-"use strict";
-(() => {
-  const base = document.body.dataset.base;
-  const $$ = (id) => document.getElementById(id);
-  const form = $$("filter-form");
-  const feed = $$("events");
-  const MAX_FEED = 500;
-  const seen = new Set();
-  let source = null;
-  let lastId = null;
-  let summaryTimer = null;
-
-  function el(tag, cls, text) {
-    const node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  // A stable colour per event type: a hue per family, a shade per member.
-  const HUES = { task: 217, agent: 152, bid: 38, auction: 271, tool: 187, system: 0 };
-  function hash(text) {
-    let h = 0;
-    for (let i = 0; i < text.length; i++) h = (h * 31 + text.charCodeAt(i)) | 0;
-    return Math.abs(h);
-  }
-  function colour(type) {
-    if (type === "system.warning") return "hsl(32 90% 50%)";
-    if (type === "system.info") return "hsl(210 10% 55%)";
-    const family = type.split(".")[0];
-    const hue = family in HUES ? HUES[family] : hash(family) % 360;
-    return "hsl(" + hue + " 70% " + (38 + (hash(type) % 4) * 8) + "%)";
-  }
-
-  function filterParams() {
-    const params = new URLSearchParams();
-    const data = new FormData(form);
-    for (const t of String(data.get("type") || "").split(",")) {
-      if (t.trim()) params.append("type", t.trim());
-    }
-    for (const name of ["source", "task_id", "agent_id"]) {
-      const v = String(data.get(name) || "").trim();
-      if (v) params.set(name, v);
-    }
-    return params;
-  }
-
-  async function getJSON(path) {
-    const response = await fetch(base + path, { headers: { Accept: "application/json" } });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const detail = typeof body.detail === "string" ? body.detail : response.statusText;
-      throw new Error(response.status + ": " + detail);
-    }
-    return body;
-  }
-
-  function clock(iso) {
-    const d = new Date(iso);
-    const pad = (n, w) => String(n).padStart(w || 2, "0");
-    return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) +
-      "." + pad(d.getMilliseconds(), 3);
-  }
-
-  function typeBadge(type) {
-    const badge = el("span", "type", type);
-    badge.style.borderLeftColor = colour(type);
-    return badge;
-  }
-
-  function taskLink(taskId) {
-    const a = el("a", "chip task", taskId);
-    a.href = "#task=" + encodeURIComponent(taskId);
-    a.title = "Show this task's timeline";
-    return a;
-  }
-
-  function eventItem(ev, fresh) {
-    const li = el("li", fresh ? "ev fresh" : "ev");
-    li.dataset.eventId = ev.id;
-    const time = el("time", null, clock(ev.timestamp));
-    time.dateTime = ev.timestamp;
-    time.title = ev.timestamp;
-    li.append(time, typeBadge(ev.event_type), el("span", "src", ev.source));
-    if (ev.task_id !== null && ev.task_id !== undefined) li.append(taskLink(ev.task_id));
-    if (ev.agent_id !== null && ev.agent_id !== undefined) {
-      const agent = el("button", "chip agent", ev.agent_id);
-      agent.type = "button";
-      agent.title = "Filter by this agent";
-      agent.addEventListener("click", () => {
-        form.elements.namedItem("agent_id").value = ev.agent_id;
-        applyFilters();
-      });
-      li.append(agent);
-    }
-    if (ev.data !== null && ev.data !== undefined) {
-      const details = el("details");
-      const keys = Object.keys(ev.data);
-      details.append(el("summary", null, "data: " + keys.slice(0, 4).join(", ") +
-        (keys.length > 4 ? ", …" : "")));
-      details.append(el("pre", null, JSON.stringify(ev.data, null, 2)));
-      li.append(details);
-    }
-    return li;
-  }
-
-  function updateCount() {
-    $$("feed-count").textContent = feed.children.length ? feed.children.length + " shown" : "";
-    $$("feed-empty").hidden = feed.children.length > 0;
-  }
-
-  function addEvent(ev, live) {
-    if (seen.has(ev.id)) return;
-    seen.add(ev.id);
-    const item = eventItem(ev, live);
-    if (live) feed.prepend(item); else feed.append(item);
-    while (feed.children.length > MAX_FEED) {
-      seen.delete(feed.lastElementChild.dataset.eventId);
-      feed.lastElementChild.remove();
-    }
-    updateCount();
-  }
-
-  function setStatus(state, text) {
-    const status = $$("status");
-    status.dataset.state = state;
-    status.textContent = text || state;
-  }
-
-  function connect() {
-    if (source) source.close();
-    const params = filterParams();
-    if (lastId) params.set("cursor", lastId);
-    source = new EventSource(base + "/stream?" + params.toString());
-    source.onopen = () => setStatus("live");
-    source.onmessage = (message) => {
-      const ev = JSON.parse(message.data);
-      lastId = ev.id;
-      addEvent(ev, true);
-      scheduleSummary();
-      if (ev.task_id !== null && ev.task_id === openTask) loadTimeline(openTask);
-    };
-    source.addEventListener("error", (message) => {
-      if (message.data) setStatus("offline", JSON.parse(message.data).detail);
-      if (source.readyState === EventSource.CLOSED) {
-        // Refused (a 4xx/5xx answer), so the browser gives up: start over from a
-        // fresh listing in a moment, which also drops a cursor gone stale.
-        setStatus("offline", "offline, retrying");
-        source.close();
-        setTimeout(loadFeed, 3000);
-      } else {
-        setStatus("connecting", "reconnecting");
-      }
-    });
-  }
-
-  async function loadFeed() {
-    const params = filterParams();
-    params.set("limit", "100");
-    feed.replaceChildren();
-    seen.clear();
-    lastId = null;
-    try {
-      const page = await getJSON("/events?" + params.toString());
-      for (const ev of page.events) addEvent(ev, false);
-      // Resume the stream after the newest event shown, so nothing falls between.
-      if (page.events.length) lastId = page.events[0].id;
-    } catch (error) {
-      setStatus("offline", String(error.message));
-    }
-    updateCount();
-    connect();
-  }
-
-  function applyFilters() {
-    const params = filterParams();
-    const query = params.toString();
-    history.replaceState(null, "", (query ? "?" + query : location.pathname) + location.hash);
-    loadFeed();
-  }
-
-  // -- summary chart ----------------------------------------------------------
-  const SVG = "http://www.w3.org/2000/svg";
-  function svg(tag, attrs) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
-    return node;
-  }
-
-  function drawChart(summary) {
-    const chart = $$("timechart");
-    const width = Math.max(chart.clientWidth || 300, 200);
-    const height = 170;
-    const left = 28, bottom = 18, top = 6;
-    chart.setAttribute("viewBox", "0 0 " + width + " " + height);
-    chart.replaceChildren();
-    const buckets = summary.buckets;
-    const max = Math.max(1, ...buckets.map((b) => b.total));
-    const plotH = height - bottom - top;
-    const slot = (width - left) / Math.max(1, buckets.length);
-    const barW = Math.max(1, slot - 1);
-    const axis = svg("line", { x1: left, y1: top + plotH, x2: width, y2: top + plotH,
-      stroke: "#cbd5e1" });
-    chart.append(axis);
-    const maxLabel = svg("text", { x: left - 4, y: top + 8, "text-anchor": "end" });
-    maxLabel.textContent = String(max);
-    const zero = svg("text", { x: left - 4, y: top + plotH, "text-anchor": "end" });
-    zero.textContent = "0";
-    chart.append(maxLabel, zero);
-    buckets.forEach((bucket, i) => {
-      const x = left + i * slot;
-      let y = top + plotH;
-      const types = Object.keys(bucket.counts).sort();
-      for (const type of types) {
-        const h = (bucket.counts[type] / max) * plotH;
-        y -= h;
-        const rect = svg("rect", { class: "bar", x: x.toFixed(1), y: y.toFixed(1),
-          width: barW.toFixed(1), height: Math.max(h, 0.5).toFixed(1), fill: colour(type) });
-        rect.dataset.type = type;
-        const tip = svg("title");
-        tip.textContent = clock(bucket.start).slice(0, 5) + "  " + type + ": " +
-          bucket.counts[type];
-        rect.append(tip);
-        chart.append(rect);
-      }
-      if (i % 15 === 0 && x + 30 < width) {
-        const label = svg("text", { x: x.toFixed(1), y: height - 4 });
-        label.textContent = clock(bucket.start).slice(0, 5);
-        chart.append(label);
-      }
-    });
-    const list = $$("typecounts");
-    list.replaceChildren();
-    const counts = Object.entries(summary.counts);
-    const top1 = counts.length ? counts[0][1] : 1;
-    for (const [type, n] of counts) {
-      const li = el("li");
-      li.dataset.type = type;
-      const bar = el("span", "bar");
-      bar.style.width = Math.max(2, (n / top1) * 100) + "%";
-      bar.style.background = colour(type);
-      const name = el("span", "name", type);
-      name.title = type;
-      li.append(name, el("span", "track"), el("span", "n", n));
-      li.children[1].append(bar);
-      list.append(li);
-    }
-    if (!counts.length) list.append(el("li", "empty", "No events in the last hour."));
-    $$("summary-total").textContent = summary.total + " events";
-  }
-
-  let lastSummary = null;
-  async function loadSummary() {
-    summaryTimer = null;
-    try {
-      lastSummary = await getJSON("/summary?minutes=60&every=60");
-      drawChart(lastSummary);
-    } catch (error) {
-      $$("summary-total").textContent = String(error.message);
-    }
-  }
-  function scheduleSummary() {
-    if (summaryTimer === null) summaryTimer = setTimeout(loadSummary, 1500);
-  }
-
-  // -- task timeline ----------------------------------------------------------
-  let openTask = null;
-  function offset(ms) {  // time since the task's first event: +4.250s, +12m 03.000s
-    const seconds = ms / 1000;
-    if (seconds < 60) return "+" + seconds.toFixed(3) + "s";
-    const minutes = Math.floor(seconds / 60);
-    return "+" + minutes + "m " + (seconds - minutes * 60).toFixed(3).padStart(6, "0") + "s";
-  }
-  async function loadTimeline(taskId) {
-    openTask = taskId;
-    const panel = $$("timeline");
-    const list = $$("timeline-list");
-    $$("timeline-task").textContent = taskId;
-    panel.hidden = false;
-    let events;
-    try {
-      events = await getJSON("/tasks/" + encodeURIComponent(taskId) + "/events");
-    } catch (error) {
-      list.replaceChildren(el("li", "empty", String(error.message)));
-      return;
-    }
-    if (openTask !== taskId) return;
-    list.replaceChildren();
-    const t0 = events.length ? Date.parse(events[0].timestamp) : 0;
-    for (const ev of events) {
-      const li = el("li", "step");
-      li.dataset.eventId = ev.id;
-      li.style.setProperty("--dot", colour(ev.event_type));
-      li.append(el("span", "offset", offset(Date.parse(ev.timestamp) - t0)),
-        typeBadge(ev.event_type), " ",
-        el("span", "src", ev.source));
-      if (ev.agent_id !== null) li.append(" ", el("span", "chip agent", ev.agent_id));
-      if (ev.data !== null) li.append(el("pre", null, JSON.stringify(ev.data, null, 2)));
-      list.append(li);
-    }
-    if (!events.length) list.append(el("li", "empty", "No events for this task."));
-  }
-
-  function route() {
-    const match = /^#task=(.*)$$/.exec(location.hash);
-    if (match) {
-      let taskId;
-      try { taskId = decodeURIComponent(match[1]); } catch { return; }
-      loadTimeline(taskId).then(() => {
-        if (window.matchMedia("(max-width: 800px)").matches) {
-          $$("timeline").scrollIntoView({ behavior: "smooth" });
-        }
-      });
-    } else {
-      openTask = null;
-      $$("timeline").hidden = true;
-    }
-  }
-
-  form.addEventListener("submit", (e) => { e.preventDefault(); applyFilters(); });
-  $$("clear").addEventListener("click", () => { form.reset(); for (const i of form.elements) {
-    if (i.tagName === "INPUT") i.value = ""; } applyFilters(); });
-  $$("timeline-close").addEventListener("click", () => {
-    history.replaceState(null, "", location.pathname + location.search);
-    route();
-  });
-  window.addEventListener("hashchange", route);
-  window.addEventListener("resize", () => { if (lastSummary) drawChart(lastSummary); });
-  loadFeed();
-  loadSummary();
-  setInterval(loadSummary, 30000);
-  route();
-})();
-</script>
-</body>
-</html>
-"""
-)
