@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from event_log import (
+    EventFilter,
     EventLogger,
     InvalidCursorError,
     InvalidEventError,
@@ -128,6 +129,70 @@ async def test_list_events_newest_first_with_every_filter(log, client):
     assert await q(data_contains="{}", type="task.*") == pick(
         lambda e: e.event_type.startswith("task.")
     )
+
+
+# Each filter field by its own name (event_type alongside its older name, type),
+# with what it must keep of the seeded events.
+NARROWING: list[Any] = [
+    pytest.param(
+        {"event_type": "tool.called"}, lambda e: e.event_type == "tool.called", id="event_type"
+    ),
+    pytest.param(
+        {"event_type": "task.failed", "type": "system.info"},
+        lambda e: e.event_type in ("task.failed", "system.info"),
+        id="event_type-and-type",
+    ),
+    pytest.param(
+        {"type": "task.created,system.info"},
+        lambda e: e.event_type in ("task.created", "system.info"),
+        id="type-comma-separated",
+    ),
+    pytest.param(
+        {"exclude_event_type": "task.*"},
+        lambda e: not e.event_type.startswith("task."),
+        id="exclude_event_type",
+    ),
+    pytest.param(
+        {"exclude_event_type": ["task.*", "tool.called"]},
+        lambda e: e.event_type == "system.info",
+        id="exclude_event_type-repeated",
+    ),
+    pytest.param(
+        {"exclude_source": "coordinator"}, lambda e: e.source != "coordinator", id="exclude_source"
+    ),
+    pytest.param(
+        {"exclude_source": ["coordinator", "a-2"]},
+        lambda e: e.source in ("a-1", "monitor"),
+        id="exclude_source-repeated",
+    ),
+    pytest.param({"data_where": "n>=6"}, lambda e: e.data["n"] >= 6, id="data_where"),
+    pytest.param(
+        {"data_where": ["n>2", "n!=4"]},
+        lambda e: e.data["n"] > 2 and e.data["n"] != 4,
+        id="data_where-repeated",
+    ),
+    pytest.param({"data_contains": '{"n": 4}'}, lambda e: e.data == {"n": 4}, id="data_contains"),
+    pytest.param(
+        {
+            "type": "task.*",
+            "exclude_event_type": "task.created",
+            "exclude_source": "a-2",
+            "data_where": "n<9",
+        },
+        lambda e: e.event_type in ("task.assigned", "task.completed"),
+        id="together",
+    ),
+]
+
+
+@pytest.mark.parametrize(("params", "keep"), NARROWING)
+async def test_each_filter_field_narrows_events(log, client, params, keep):
+    events = await seed(log)
+    response = await client.get("/events", params=params)
+    assert response.status_code == 200, response.text
+    wanted = [e.id for e in reversed(events) if keep(e)]
+    assert 0 < len(wanted) < len(events)  # the case does narrow the seeded events
+    assert ids(response.json()) == wanted
 
 
 def timezone_plus_two() -> Any:
@@ -266,20 +331,30 @@ async def test_summary_rejects_bad_windows(client, params, status):
         ("/events", {"limit": 0}, 422),
         ("/events", {"limit": 1001}, 422),
         ("/events", {"limit": "ten"}, 422),
-        ("/events", {"since": "2026-03-01T12:00:00"}, 422),  # naive: no offset
-        ("/events", {"until": "yesterday"}, 422),
-        ("/events", {"until": "0"}, 422),  # not read as Unix time: ISO 8601 only
-        ("/events", {"since": "1.5e9"}, 422),
+        ("/events", {"since": "2026-03-01T12:00:00"}, 400),  # naive: no offset
+        ("/events", {"until": "yesterday"}, 400),
+        ("/events", {"until": "0"}, 400),  # not read as Unix time: ISO 8601 only
+        ("/events", {"since": "1.5e9"}, 400),
         ("/events", {"oldest_first": "maybe"}, 422),
         ("/events", {"since": "0001-01-01T00:00:00+05:00"}, 400),  # before year 1 in UTC
         ("/events", {"data_contains": "{nope"}, 400),
         ("/events", {"data_contains": "[1]"}, 400),
         ("/events", {"data_contains": '{"x": NaN}'}, 400),
         ("/events", {"data_contains": '{"x": 1e999}'}, 400),
+        ("/events", {"event_type": "Not A Type"}, 400),
+        ("/events", {"type": "task.*", "event_type": "Bad"}, 400),
+        ("/events", {"exclude_event_type": "Not A Type"}, 400),
+        ("/events", {"exclude_event_type": ""}, 400),
+        ("/events", {"exclude_source": "a\x00b"}, 400),
+        ("/events", {"data_where": "no operator"}, 400),
+        ("/events", {"data_where": ">=1"}, 400),  # no key
+        ("/events", {"data_where": ["n>1", "x"]}, 400),  # every condition is checked
         ("/stream", {"data_contains": "1"}, 400),
         ("/stream", {"type": "Bad"}, 400),
+        ("/stream", {"exclude_event_type": "Bad"}, 400),
+        ("/stream", {"data_where": "nothing"}, 400),
         ("/stream", {"cursor": "forged"}, 400),
-        ("/stream", {"since": "2026-03-01"}, 422),
+        ("/stream", {"since": "2026-03-01"}, 400),
     ],
 )
 async def test_error_mapping(client, path, params, status):
@@ -288,6 +363,9 @@ async def test_error_mapping(client, path, params, status):
     assert response.headers["content-type"] == "application/json"
     detail = response.json()["detail"]
     assert isinstance(detail, str if status != 422 else list)
+    if status == 400:
+        assert detail
+        assert "\n" not in detail, detail
 
 
 async def test_stream_refuses_an_unknown_last_event_id(log, client):
@@ -365,23 +443,30 @@ async def test_openapi_schema_describes_every_route(client):
     assert "404" in paths["/events/{event_id}"]["get"]["responses"]
     assert list(paths["/stream"]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]
     params = {p["name"]: p for p in paths["/events"]["get"]["parameters"]}
-    assert set(params) == {
-        "type",
-        "source",
-        "task_id",
-        "agent_id",
-        "since",
-        "until",
-        "data_contains",
-        "limit",
-        "cursor",
-        "oldest_first",
-    }
+    assert set(params) == {*EventFilter.model_fields, "type", "limit", "cursor", "oldest_first"}
     assert params["type"]["schema"]["anyOf"][0]["type"] == "array"
     stream_params = {p["name"] for p in paths["/stream"]["get"]["parameters"]}
-    assert {"type", "source", "task_id", "agent_id", "cursor", "last-event-id"} <= stream_params
+    assert {*EventFilter.model_fields, "type", "cursor", "last-event-id"} == stream_params
     page = schema["components"]["schemas"]["Page"]
     assert set(page["properties"]) == {"events", "next_cursor"}
+
+
+@pytest.mark.parametrize("path", ["/events", "/stream"])
+async def test_openapi_offers_every_filter_field(client, path):
+    """Each EventFilter field is a query parameter with the field's own description."""
+    schema = (await client.get("/openapi.json")).json()
+    params = {p["name"]: p for p in schema["paths"][path]["get"]["parameters"]}
+    for name, field in EventFilter.model_fields.items():
+        param = params[name]
+        assert param["in"] == "query"
+        assert not param["required"]
+        assert field.description
+        assert param["description"].startswith(field.description), name
+        kinds = [k.get("type") for k in param["schema"]["anyOf"]]
+        repeatable = name in ("event_type", "exclude_event_type", "exclude_source", "data_where")
+        assert kinds == ["array" if repeatable else "string", "null"], name
+    assert params["type"]["description"].startswith("Same as `event_type`.")
+    assert params["since"]["schema"]["anyOf"][0] == {"type": "string", "format": "date-time"}
 
 
 async def test_page_is_self_contained_and_escapes_filters(client):
@@ -591,6 +676,34 @@ async def test_stream_filters_and_heartbeats(log, server):
         assert (await sse.event())["id"] == failed.id
         # Idle now: the heartbeat (0.2 s here) keeps the connection warm.
         assert await sse.next(within=2) == {"comment": "keep-alive"}
+        await response.aclose()
+
+
+async def test_stream_takes_every_filter_field(log, server):
+    async with httpx.AsyncClient(base_url=server, timeout=5) as http:
+        response, sse = await open_stream(
+            http,
+            "/stream",
+            params={
+                "event_type": "tool.*",
+                "exclude_event_type": "tool.failed",
+                "exclude_source": ["noisy", "loud"],
+                "data_where": ["bid>=100", "model=gpt-4"],
+            },
+        )
+        skipped = [
+            ("task.created", "a-1", {"bid": 100, "model": "gpt-4"}),  # not tool.*
+            ("tool.failed", "a-1", {"bid": 100, "model": "gpt-4"}),  # excluded type
+            ("tool.called", "noisy", {"bid": 100, "model": "gpt-4"}),  # excluded source
+            ("tool.called", "loud", {"bid": 100, "model": "gpt-4"}),
+            ("tool.called", "a-1", {"bid": 99, "model": "gpt-4"}),  # bid too low
+            ("tool.called", "a-1", {"bid": 100, "model": "gpt-5"}),  # another model
+        ]
+        for kind, source, data in skipped:
+            await log.log_event(kind, source, data=data)
+        wanted = await log.log_event("tool.called", "a-1", data={"bid": 250, "model": "gpt-4"})
+        message = await sse.event()
+        assert message["id"] == wanted.id
         await response.aclose()
 
 

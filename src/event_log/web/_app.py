@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from .._logger import EventLogger
+from event_log import EventLogger
+
 from ._router import DEFAULT_HEARTBEAT, create_router
 
 __all__ = ["create_app", "serve"]

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._models import HistogramBucket
+from event_log import HistogramBucket
 
 __all__ = ["ErrorBody", "Summary"]
 

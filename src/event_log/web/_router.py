@@ -13,26 +13,23 @@ mountable ``APIRouter`` cannot register exception handlers on its host's app:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BeforeValidator, ValidationError
+from pydantic import ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
-from .._errors import InvalidCursorError, LoggerClosedError, StorageError
-from .._logger import EventLogger
-from .._models import Event, Page
+from event_log import Event, EventLogger, InvalidCursorError, LoggerClosedError, Page, StorageError
+
 from ._models import ErrorBody, Summary
 from ._page import render_page
+from ._query import FilterDep
 
 __all__ = ["DEFAULT_HEARTBEAT", "create_router"]
 
@@ -103,101 +100,6 @@ class _ErrorMappingRoute(APIRoute):
                 )
 
         return mapped
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """The filters shared by ``/events`` and ``/stream``, as ``list_events`` keywords."""
-
-    event_type: list[str] | None
-    source: str | None
-    task_id: str | None
-    agent_id: str | None
-    since: datetime | None
-    until: datetime | None
-    data_contains: dict[str, Any] | None = None
-
-    def keywords(self) -> dict[str, Any]:
-        return {
-            "event_type": self.event_type,
-            "source": self.source,
-            "task_id": self.task_id,
-            "agent_id": self.agent_id,
-            "since": self.since,
-            "until": self.until,
-            "data_contains": self.data_contains,
-        }
-
-
-def _json_object(name: str, text: str | None) -> dict[str, Any] | None:
-    """A JSON object from the query string; ValueError (a 400) for anything else."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError, or a number too deep to parse
-        raise ValueError(f"{name} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f'{name} must be a JSON object, like {{"model": "gpt-4"}}')
-    return value
-
-
-_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
-
-
-def _iso_only(value: object) -> object:
-    # pydantic would also read a number as Unix time; the schema promises ISO 8601.
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
-        raise ValueError("expected an ISO 8601 time with an offset, e.g. 2026-03-01T12:00:00Z")
-    return value
-
-
-IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
-
-
-def _filters(
-    event_type: Annotated[
-        list[str] | None,
-        Query(
-            alias="type",
-            description=(
-                "Event type, repeatable (any of them matches); `task.*` matches a prefix."
-            ),
-        ),
-    ] = None,
-    source: Annotated[str | None, Query(description="Exact source.")] = None,
-    task_id: Annotated[str | None, Query(description="Exact task id.")] = None,
-    agent_id: Annotated[str | None, Query(description="Exact agent id.")] = None,
-    since: Annotated[
-        IsoTime | None,
-        Query(description="ISO 8601 time with an offset; events at or after it."),
-    ] = None,
-    until: Annotated[
-        IsoTime | None,
-        Query(description="ISO 8601 time with an offset; events before it."),
-    ] = None,
-    data_contains: Annotated[
-        str | None,
-        Query(
-            description=(
-                'A JSON object, e.g. `{"model": "gpt-4"}`: only events whose data contains '
-                "it (PostgreSQL jsonb `@>` rules, on every backend)."
-            )
-        ),
-    ] = None,
-) -> Filters:
-    return Filters(
-        event_type=event_type or None,
-        source=source,
-        task_id=task_id,
-        agent_id=agent_id,
-        since=since,  # the library converts to UTC (ValueError when out of range)
-        until=until,
-        data_contains=_json_object("data_contains", data_contains),
-    )
-
-
-FiltersDep = Annotated[Filters, Depends(_filters)]
 
 
 def _sse(event: Event) -> str:
@@ -282,7 +184,7 @@ def create_router(
         ),
     )
     async def list_events(
-        filters: FiltersDep,
+        flt: FilterDep,
         limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
         cursor: Annotated[
             str | None, Query(description="`next_cursor` of the previous page.")
@@ -292,7 +194,7 @@ def create_router(
         ] = False,
     ) -> Page:
         return await log.list_events(
-            **filters.keywords(), limit=limit, cursor=cursor, newest_first=not oldest_first
+            filter=flt, limit=limit, cursor=cursor, newest_first=not oldest_first
         )
 
     @router.get(
@@ -398,7 +300,7 @@ def create_router(
         ),
     )
     async def stream(
-        filters: FiltersDep,
+        flt: FilterDep,
         cursor: Annotated[
             str | None, Query(description="Replay the stored events after this first.")
         ] = None,
@@ -420,7 +322,7 @@ def create_router(
             # the stream gives follow() a moment to start (best effort).
             newest = await log.list_events(limit=1)
             start = newest.events[0].id if newest.events else None
-        follower = log.follow(**filters.keywords(), cursor=start)
+        follower = log.follow(filter=flt, cursor=start)
         return StreamingResponse(
             _sse_stream(follower, heartbeat, anchored=start is not None),
             media_type="text/event-stream",
