@@ -48,7 +48,7 @@ from time import perf_counter
 from typing import Any
 
 import event_log
-from event_log._schema import format_utc
+from event_log.backends.sqlite._types import format_utc
 
 from .common import DATA_DIR, INSERT_SQL, ROOT, remove_sqlite_files, sqlite_url
 

@@ -69,7 +69,7 @@ from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, InvalidEventError, LoggerClosedError
 from event_log._ids import new_id
-from event_log._schema import format_utc
+from event_log.backends.sqlite._types import format_utc
 
 from .common import (
     DATA_DIR,

@@ -33,17 +33,17 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import SchemaItem
 
-from event_log._data_index import is_optional_index
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
 from event_log._errors import StorageError
-from event_log._partition import (
+from event_log._schema import Base
+from event_log.backends.postgresql._data_index import is_optional_index
+from event_log.backends.postgresql._partitions import (
     DEFAULT_PARTITION,
     EXPIRED_PREFIX,
     check_partition_by,
     partitioning,
     set_partitioning,
 )
-from event_log._schema import Base
 
 config = context.config
 

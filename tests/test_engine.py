@@ -10,7 +10,8 @@ from sqlalchemy.engine import make_url
 
 import event_log
 from event_log import DEFAULT_URL, EventLogError, EventLogger
-from event_log._engine import create_engine, is_memory_sqlite, resolve_url
+from event_log._engine import create_engine, resolve_url
+from event_log.backends import backend_for_url
 
 pytestmark = pytest.mark.sqlite
 
@@ -33,7 +34,8 @@ def test_url_resolution_order() -> None:
     ],
 )
 def test_memory_urls(url: str, memory: bool) -> None:
-    assert is_memory_sqlite(make_url(url)) is memory
+    parsed = make_url(url)
+    assert backend_for_url(parsed).is_memory(parsed) is memory
 
 
 async def test_open_reads_the_environment_and_creates_the_folder(

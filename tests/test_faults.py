@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 import event_log
 from event_log import EventLogger, StorageError
-from event_log import _engine as engine_module
+from event_log.backends.sqlite import _engine as engine_module
 
 pytestmark = pytest.mark.fault
 

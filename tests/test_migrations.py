@@ -47,7 +47,8 @@ from event_log import EventLogger, StorageError
 from event_log._adopt import AdoptionError, convert_row, normalize_data, normalize_timestamp
 from event_log._engine import create_engine
 from event_log._migrate import alembic_config, script_location
-from event_log._schema import TIMESTAMP_TEXT_WIDTH, Base, format_utc
+from event_log._schema import Base
+from event_log.backends.sqlite._types import TIMESTAMP_TEXT_WIDTH, format_utc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HEAD = "0002"
@@ -943,7 +944,7 @@ def test_revisions_import_only_alembic_sqlalchemy_and_the_standard_library() -> 
         "from event_log import _partition",
         "import event_log",
         "import json, event_log._schema as schema",
-        "def upgrade() -> None:\n    from event_log._partition import partitioning\n",
+        "def upgrade() -> None:\n    from event_log.backends.postgresql._partitions import partitioning\n",
         "import importlib\nimportlib.import_module('event_log._adopt')",
         "from importlib import import_module\nimport_module('event_log')",
         "__import__('event_log')",

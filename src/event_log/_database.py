@@ -18,7 +18,7 @@ from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from ._engine import backend_name
+from .backends import Backend, backend_for_url
 
 __all__ = ["Database"]
 
@@ -34,8 +34,8 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # "sqlite", "postgresql" or "mysql" (MariaDB under either of its names).
-        self.dialect = backend_name(engine.dialect.name)
+        # What the database does its own way (see backends).
+        self.backend: Backend = backend_for_url(engine.url)
         # True when every checkout is the same connection (in-memory SQLite).
         self.shared_connection = isinstance(engine.pool, StaticPool)
         self._lock: asyncio.Lock | None = asyncio.Lock() if self.shared_connection else None

@@ -5,7 +5,8 @@ EventLogError
 ├── InvalidCursorError  (also ValueError)  a cursor this logger did not issue
 ├── StorageError                           the database failed; __cause__ is the driver error
 ├── LoggerClosedError                      the logger was closed
-└── QueueFullError                         emit() on the loop found the write queue full
+├── QueueFullError                         emit() on the loop found the write queue full
+└── MissingDriverError  (also ImportError) the URL's database driver is not installed
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidCursorError",
     "InvalidEventError",
     "LoggerClosedError",
+    "MissingDriverError",
     "QueueFullError",
     "StorageError",
     "as_storage_error",
@@ -54,6 +56,11 @@ class QueueFullError(EventLogError):
     writer runs on that loop), so the caller must: ``await log.flush()``, or
     use ``await log.log_event(...)``, which waits for room by itself.
     """
+
+
+class MissingDriverError(EventLogError, ImportError):
+    """The database URL names a driver that is not installed; the message names the
+    extra that installs it (``pip install 'event-log[postgresql]'``)."""
 
 
 @contextmanager

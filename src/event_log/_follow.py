@@ -37,13 +37,11 @@ from ._queries import (
     row_to_event,
     stored_after_statement,
 )
-from ._sinks import NOTIFY_CHANNEL
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
-
     from ._database import Database
     from ._writer import Writer
+    from .backends import Listener
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "Follower", "FollowerRegistry"]
 
@@ -154,7 +152,7 @@ class Follower(AsyncIterator[Event]):
             assert self._position is not None
             stmt = stored_after_statement(
                 self._filter,
-                self._db.dialect,
+                self._db.backend,
                 after=self._position,
                 up_to_seq=self._start_seq,
                 limit=_PAGE,
@@ -168,7 +166,7 @@ class Follower(AsyncIterator[Event]):
                 return True
         stmt = follow_statement(
             self._filter,
-            self._db.dialect,
+            self._db.backend,
             after_seq=self._last_seq,
             up_to_seq=self._end_seq,
             limit=_PAGE,
@@ -200,13 +198,14 @@ class Follower(AsyncIterator[Event]):
 
 class FollowerRegistry:
     """The logger's live followers, held weakly (an abandoned iterator is collected),
-    and on PostgreSQL the LISTEN connection that wakes them."""
+    and the backend's listener that wakes them (PostgreSQL's LISTEN)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._followers: weakref.WeakSet[Follower] = weakref.WeakSet()
-        self._listener: AsyncConnection | None = None
+        self._listener: Listener | None = None
         self._listening: asyncio.Lock = asyncio.Lock()
+        self._no_listener = False  # the backend has no wake-ups: followers poll
 
     def add(self, follower: Follower) -> None:
         self._followers.add(follower)
@@ -215,36 +214,26 @@ class FollowerRegistry:
         self._followers.discard(follower)
 
     def wake_all(self, *_: object) -> None:
-        """asyncpg's notification callback: some writer committed."""
+        """The backend's wake-up: some writer committed."""
         for follower in list(self._followers):
             follower.wake()
 
     async def listen(self) -> None:
-        """On PostgreSQL, LISTEN for commits (once per logger; a no-op elsewhere)."""
-        if self._db.dialect != "postgresql" or self._listener is not None:
+        """Start the backend's wake-ups for commits of other processes (once per logger;
+        where there are none, followers poll)."""
+        if self._listener is not None or self._no_listener:
             return
         async with self._listening:
-            if self._listener is not None:
+            if self._listener is not None or self._no_listener:
                 return
             with translate_storage_errors("listening for commits"):
-                conn = await self._db.engine.connect()
-                try:
-                    driver = (await conn.get_raw_connection()).driver_connection
-                    assert driver is not None
-                    await driver.add_listener(NOTIFY_CHANNEL, self.wake_all)
-                except BaseException:
-                    await conn.close()
-                    raise
-            self._listener = conn
+                self._listener = await self._db.backend.listen(self._db, self.wake_all)
+            self._no_listener = self._listener is None
 
     async def close(self) -> None:
         """Let every follower yield what was committed, then stop listening."""
         for follower in list(self._followers):
             await follower.drain_for_close()
         if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(Exception):  # the connection may be gone already
-                driver = (await conn.get_raw_connection()).driver_connection
-                assert driver is not None
-                await driver.remove_listener(NOTIFY_CHANNEL, self.wake_all)
-            await conn.close()
+            listener, self._listener = self._listener, None
+            await listener.close()

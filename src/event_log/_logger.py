@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self, Unpack
 
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._database import Database
@@ -50,7 +49,6 @@ from ._models import (
     prepare_event,
     prepare_new_events,
 )
-from ._partition import detach_expired, drop_detached, ensure_partitions
 from ._queries import (
     HISTOGRAM_GROUPS,
     MAX_PAGE_SIZE,
@@ -62,10 +60,9 @@ from ._queries import (
     check_minutes,
     count_statement,
     event_by_id_statement,
-    histogram_statement,
+    histogram_statements,
     list_statement,
     minutes_ago,
-    prune_batch_statement,
     row_to_event,
     sort_summary,
     storable_text,
@@ -73,7 +70,6 @@ from ._queries import (
 )
 from ._redact import Redactor
 from ._retention import RetentionPolicy, retention_rules
-from ._sinks import make_sink
 from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
 __all__ = ["DEFAULT_PARTITION_CHECK_MINUTES", "DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
@@ -93,8 +89,6 @@ DEFAULT_PARTITION_CHECK_MINUTES = 60.0
 # before giving up for this time (a long read holding event_log would
 # otherwise queue every writer behind the waiting DDL).
 PARTITION_LOCK_TIMEOUT_MS = 2_000
-# lock_not_available: the lock timeout expired.
-_LOCK_NOT_AVAILABLE = "55P03"
 # Free pages returned to the file system per step (4 MB of 4 kB pages), a
 # transaction short enough not to stall writers.
 RECLAIM_PAGES_PER_STEP = 1_000
@@ -159,7 +153,9 @@ class EventLogger:
             )
         self._db = Database(engine)
         self._writer = Writer(
-            make_sink(self._db), max_batch_rows=max_batch_rows, max_queued=max_queued
+            self._db.backend.make_sink(self._db),
+            max_batch_rows=max_batch_rows,
+            max_queued=max_queued,
         )
         self._max_data_bytes = max_data_bytes
         self._prune_batch_size = prune_batch_size
@@ -185,7 +181,7 @@ class EventLogger:
         self._partitions_ahead = partitions_ahead
         self._partition_task: asyncio.Task[None] | None = None
         self._partitions_checked = asyncio.Event()  # the first check is done (or failed)
-        if self._db.dialect == "postgresql":
+        if self._db.backend.partitions is not None:
             with contextlib.suppress(RuntimeError):  # made outside a loop: no background task
                 self._partition_task = asyncio.get_running_loop().create_task(
                     self._maintain_partitions(partition_check_minutes),
@@ -412,7 +408,7 @@ class EventLogger:
         flt = filter_from(filter, filters)
         after = None if cursor is None else self._cursors.decode(cursor, newest_first=newest_first)
         stmt = list_statement(
-            flt, self._db.dialect, newest_first=newest_first, after=after, limit=limit + 1
+            flt, self._db.backend, newest_first=newest_first, after=after, limit=limit + 1
         )
         events = await self._fetch_events(stmt)
         next_cursor = None
@@ -428,19 +424,19 @@ class EventLogger:
         """How many events match ``filter`` (or the filter keywords of :meth:`list_events`)."""
         self._check_open()
         flt = filter_from(filter, filters)
-        return int(await self._scalar(count_statement(flt, self._db.dialect)))
+        return int(await self._scalar(count_statement(flt, self._db.backend)))
 
     async def get_task_events(self, task_id: str) -> list[Event]:
         """Every event of one task, oldest first: its full timeline, uncapped."""
         self._check_open()
         flt = filter_from(None, {"task_id": task_id})
-        return await self._fetch_events(list_statement(flt, self._db.dialect, newest_first=False))
+        return await self._fetch_events(list_statement(flt, self._db.backend, newest_first=False))
 
     async def get_agent_events(self, agent_id: str, *, limit: int = 100) -> list[Event]:
         """One agent's newest events, newest first."""
         self._check_open()
         flt = filter_from(None, {"agent_id": agent_id})
-        stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
+        stmt = list_statement(flt, self._db.backend, newest_first=True, limit=check_limit(limit))
         return await self._fetch_events(stmt)
 
     async def get_recent_events(self, minutes: float = 60, *, limit: int = 1000) -> list[Event]:
@@ -448,7 +444,7 @@ class EventLogger:
         self._check_open()
         since = minutes_ago(check_minutes("minutes", minutes))
         flt = filter_from(None, {"since": since})
-        stmt = list_statement(flt, self._db.dialect, newest_first=True, limit=check_limit(limit))
+        stmt = list_statement(flt, self._db.backend, newest_first=True, limit=check_limit(limit))
         return await self._fetch_events(stmt)
 
     async def get_event_summary(self, minutes: float = 60) -> dict[str, int]:
@@ -456,7 +452,7 @@ class EventLogger:
         self._check_open()
         since = minutes_ago(check_minutes("minutes", minutes))
         with translate_storage_errors("summarising events"):
-            rows = await self._db.rows(summary_statement(since, self._db.dialect))
+            rows = await self._db.rows(summary_statement(since, self._db.backend))
         return sort_summary(rows)
 
     async def get_event_histogram(
@@ -483,17 +479,8 @@ class EventLogger:
         if flt.since is None:
             raise ValueError("since is required")
         grid = BucketGrid.covering(flt.since, flt.until or datetime.now(UTC), every)
-        # An SQLite file has a pool of connections, each reading on a thread of
-        # its own: the two halves of the buckets are counted at once (two
-        # snapshots, like any two reads of a live log).
-        halves = 2 if self._db.dialect == "sqlite" and not self._db.shared_connection else 1
-        step = -(-grid.count // halves)
-        statements = [
-            histogram_statement(
-                flt, self._db.dialect, grid, by, part=range(first, min(first + step, grid.count))
-            )
-            for first in range(0, grid.count, step)
-        ]
+        pooled = not self._db.shared_connection
+        statements = histogram_statements(flt, self._db.backend, grid, by, pooled=pooled)
         with translate_storage_errors("counting events"):
             results = await asyncio.gather(*(self._db.rows(stmt) for stmt in statements))
         counts: list[dict[str, int]] = [{} for _ in range(grid.count)]
@@ -586,16 +573,18 @@ class EventLogger:
         self._check_open()
         rules = retention_rules(older_than_days, overrides)
         deleted = 0
-        if self._db.dialect == "postgresql":
+        partitions = self._db.backend.partitions
+        if partitions is not None:
             # A partition is dropped whole only if every rule deletes all of its rows.
-            deleted += await self._drop_expired_partitions(min(rule.cutoff for rule in rules))
+            with translate_storage_errors("dropping expired partitions"):
+                deleted += await partitions.drop_expired(
+                    self._db,
+                    min(rule.cutoff for rule in rules),
+                    lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS,
+                )
         for rule in rules:
-            stmt = prune_batch_statement(
-                rule.cutoff,
-                self._prune_batch_size,
-                dialect=self._db.dialect,
-                only=rule.spec,
-                unless=rule.unless,
+            stmt = self._db.backend.prune_batch_statement(
+                rule.cutoff, self._prune_batch_size, only=rule.spec, unless=rule.unless
             )
             while True:
                 batch = await self._writer.execute(stmt)
@@ -605,37 +594,6 @@ class EventLogger:
         if deleted:
             await self.reclaim_space()
         return deleted
-
-    async def _drop_expired_partitions(self, cutoff: datetime) -> int:
-        """Detach the partitions older than ``cutoff`` (one short transaction), then count
-        and drop them (another, holding no lock on ``event_log``); return their rows.
-
-        When ``event_log`` stays locked by others past ``PARTITION_LOCK_TIMEOUT_MS``,
-        nothing is detached this time (a warning is logged): the batches that
-        follow delete those rows instead.
-        """
-        with translate_storage_errors("dropping expired partitions"):
-            try:
-                async with self._db.begin() as conn:
-                    detached = await conn.run_sync(
-                        lambda c: detach_expired(
-                            c, cutoff, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
-                        )
-                    )
-            except DBAPIError as exc:
-                if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
-                    raise
-                _log.warning(
-                    "event_log: event_log stayed locked for %d ms; expired partitions are "
-                    "pruned by DELETE this time",
-                    PARTITION_LOCK_TIMEOUT_MS,
-                )
-                detached = []
-            if detached is None:  # not partitioned
-                return 0
-            # Also drops partitions an interrupted prune detached but did not drop.
-            async with self._db.begin() as conn:
-                return int(await conn.run_sync(drop_detached))
 
     async def ensure_partitions(self, *, ahead: int | None = None) -> list[str]:
         """Create the partitions of the current period and ``ahead`` more; return the new ones.
@@ -647,18 +605,16 @@ class EventLogger:
         once take turns on an advisory lock. The logger calls it by itself.
         """
         self._check_open()
-        if self._db.dialect != "postgresql":
+        partitions = self._db.backend.partitions
+        if partitions is None:
             return []
         if ahead is not None and ahead < 0:
             raise ValueError("ahead must be >= 0")
         wanted = ahead if ahead is not None else self._partitions_ahead
         with translate_storage_errors("creating partitions"):
-            async with self._db.begin() as conn:
-                return await conn.run_sync(
-                    lambda c: ensure_partitions(
-                        c, ahead=wanted, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
-                    )
-                )
+            return await partitions.ensure(
+                self._db, ahead=wanted, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+            )
 
     async def _maintain_partitions(self, every_minutes: float) -> None:
         """``ensure_partitions`` now and every ``every_minutes``; failures are logged."""

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from event_log._engine import create_engine, resolve_url
-from event_log._errors import translate_storage_errors
-from event_log._partition import check_partition_by, require_postgresql
+from ._engine import create_engine, resolve_url
+from ._errors import translate_storage_errors
+from .backends import backend_for_url
+from .backends.postgresql._partitions import check_partition_by
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -104,7 +105,12 @@ async def _upgrade_engine(
     if partition in ("day", "month"):
         # Before any revision runs: MariaDB commits DDL as it goes, so a refusal
         # after the revisions would leave them applied.
-        require_postgresql(engine.dialect.name)
+        backend = backend_for_url(engine.url)
+        if backend.partitions is None:
+            raise ValueError(
+                f"time partitioning needs PostgreSQL; this database is {backend.name} "
+                "(prune_events deletes in batches there)"
+            )
     # One transaction for the whole upgrade; committed when the block exits.
     async with _one_at_a_time(), engine.begin() as connection:
         await connection.run_sync(_upgrade_on, partition, partition_ahead)

@@ -11,41 +11,31 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    Delete,
     Select,
-    String,
-    Table,
-    and_,
-    bindparam,
-    delete,
-    extract,
     false,
     func,
-    literal,
-    literal_column,
     not_,
-    null,
     or_,
     select,
     tuple_,
-    union_all,
 )
 
 from ._errors import InvalidCursorError
 from ._filters import EventFilter, TypeSpec
 from ._models import Event, storable_text, trusted_event
-from ._schema import EventRecord, EventSequence, format_utc
+from ._schema import EVENT_TABLE, SEQUENCE_TABLE
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 __all__ = [
     "HISTOGRAM_GROUPS",
@@ -61,11 +51,10 @@ __all__ = [
     "event_by_id_statement",
     "filter_clauses",
     "follow_statement",
-    "histogram_statement",
+    "histogram_statements",
     "last_seq_statement",
     "list_statement",
     "minutes_ago",
-    "prune_batch_statement",
     "row_to_event",
     "sort_summary",
     "storable_text",
@@ -75,8 +64,8 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 1000
-_table = cast(Table, EventRecord.__table__)
-_seq = cast(Table, EventSequence.__table__)
+_table = EVENT_TABLE
+_seq = SEQUENCE_TABLE
 _c = _table.c
 _EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -132,36 +121,34 @@ def minutes_ago(minutes: float) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-def type_clause(spec: TypeSpec, column: ColumnElement[str], dialect: str) -> ColumnElement[bool]:
+def type_clause(
+    spec: TypeSpec, column: ColumnElement[str], backend: Backend
+) -> ColumnElement[bool]:
     """Match ``spec``'s exact types and prefixes on ``column``."""
     options: list[ColumnElement[bool]] = []
     if spec.exact:
         options.append(column == spec.exact[0] if len(spec.exact) == 1 else column.in_(spec.exact))
-    options.extend(_prefix_clause(column, prefix, dialect) for prefix in spec.prefixes)
+    options.extend(backend.prefix_clause(column, prefix) for prefix in spec.prefixes)
     return or_(*options) if len(options) > 1 else options[0] if options else false()
 
 
 def filter_clauses(
-    flt: EventFilter, dialect: str, *, ordered: bool = False
+    flt: EventFilter, backend: Backend, *, ordered: bool = False
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses for ``flt`` on ``dialect`` ("sqlite", "postgresql" or "mysql").
+    """WHERE clauses for ``flt`` in ``backend``'s SQL.
 
-    ``ordered``: the caller sorts by ``(timestamp, id)``. SQLite's planner would
-    serve a multi-type or prefix filter from the event_type index and then
-    sort; disabling that index (a unary ``+``) makes it walk an index that is
-    already in ``(timestamp, id)`` order and stop after ``limit`` rows.
+    ``ordered``: the caller sorts by ``(timestamp, id)`` (see ``Backend.type_column``).
     """
     parts = flt.compiled()
     where: list[ColumnElement[bool]] = []
-    unindexed = ordered and dialect == "sqlite"
     if parts.types is not None:
-        column = _UNINDEXED_TYPE if unindexed and not parts.types.single else _c.event_type
-        where.append(type_clause(parts.types, column, dialect))
+        column = backend.type_column(walk_time_index=ordered and not parts.types.single)
+        where.append(type_clause(parts.types, column, backend))
     if parts.exclude_types is not None:
         # A negative condition cannot narrow an index range: it filters whatever
         # index the rest of the query walks.
-        column = _UNINDEXED_TYPE if unindexed else _c.event_type
-        where.append(not_(type_clause(parts.exclude_types, column, dialect)))
+        column = backend.type_column(walk_time_index=ordered)
+        where.append(not_(type_clause(parts.exclude_types, column, backend)))
     if flt.source is not None:
         where.append(_c.source == flt.source)
     if parts.exclude_sources:
@@ -175,21 +162,8 @@ def filter_clauses(
     if flt.until is not None:
         where.append(_c.timestamp < flt.until)
     if parts.data is not None:
-        where.extend(parts.data.clauses(_c.data, dialect))
+        where.extend(backend.data_clauses(parts.data, _c.data))
     return where
-
-
-# SQLite: a unary "+" keeps the planner from using an index on the column.
-_UNINDEXED_TYPE: ColumnElement[str] = literal_column("+event_log.event_type", String)
-
-
-def _prefix_clause(column: ColumnElement[str], prefix: str, dialect: str) -> ColumnElement[bool]:
-    if dialect == "sqlite":
-        # SQLite compares text bytewise: a half-open range is exact and can use the index.
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # "task." -> "task/"
-        return and_(column >= prefix, column < upper)
-    # Server collations need not be bytewise; LIKE with escaping is exact everywhere.
-    return column.startswith(prefix, autoescape=True)
 
 
 def _ordered(stmt: AnySelect, newest_first: bool) -> AnySelect:
@@ -200,14 +174,14 @@ def _ordered(stmt: AnySelect, newest_first: bool) -> AnySelect:
 
 def list_statement(
     flt: EventFilter,
-    dialect: str,
+    backend: Backend,
     *,
     newest_first: bool,
     after: Position | None = None,
     limit: int | None = None,
 ) -> AnySelect:
     """Events matching ``flt`` in ``(timestamp, id)`` order, strictly after ``after``."""
-    stmt = select(*_EVENT_COLUMNS).where(*filter_clauses(flt, dialect, ordered=True))
+    stmt = select(*_EVENT_COLUMNS).where(*filter_clauses(flt, backend, ordered=True))
     if after is not None:
         key = tuple_(_c.timestamp, _c.id)
         bound = tuple_(*after, types=(_c.timestamp.type, _c.id.type))
@@ -217,21 +191,21 @@ def list_statement(
 
 
 def follow_statement(
-    flt: EventFilter, dialect: str, *, after_seq: int, up_to_seq: int | None, limit: int
+    flt: EventFilter, backend: Backend, *, after_seq: int, up_to_seq: int | None, limit: int
 ) -> AnySelect:
     """Matching events committed after sequence number ``after_seq``, in commit order."""
-    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*filter_clauses(flt, dialect), _c.seq > after_seq)
+    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*filter_clauses(flt, backend), _c.seq > after_seq)
     if up_to_seq is not None:
         stmt = stmt.where(_c.seq <= up_to_seq)
     return stmt.order_by(_c.seq).limit(limit)
 
 
 def stored_after_statement(
-    flt: EventFilter, dialect: str, *, after: Position, up_to_seq: int, limit: int
+    flt: EventFilter, backend: Backend, *, after: Position, up_to_seq: int, limit: int
 ) -> AnySelect:
     """Matching events after ``after`` in (timestamp, id) order that were committed by
     ``up_to_seq`` (or written without a sequence number by another tool)."""
-    stmt = list_statement(flt, dialect, newest_first=False, after=after, limit=limit)
+    stmt = list_statement(flt, backend, newest_first=False, after=after, limit=limit)
     return stmt.where(or_(_c.seq <= up_to_seq, _c.seq.is_(None)))
 
 
@@ -240,26 +214,24 @@ def last_seq_statement() -> AnySelect:
     return select(_seq.c.last_seq).where(_seq.c.id == 1)
 
 
-def count_statement(flt: EventFilter, dialect: str) -> AnySelect:
-    return select(func.count()).select_from(_table).where(*filter_clauses(flt, dialect))
+def count_statement(flt: EventFilter, backend: Backend) -> AnySelect:
+    return select(func.count()).select_from(_table).where(*filter_clauses(flt, backend))
 
 
 def event_by_id_statement(event_id: str) -> AnySelect:
     return select(*_EVENT_COLUMNS).where(_c.id == event_id)
 
 
-def summary_statement(since: datetime, dialect: str) -> AnySelect:
-    """Counts per type since ``since``; on SQLite grouped without the type index, so the
-    time window (usually a small part of the table) is what gets read."""
-    key = _UNINDEXED_TYPE if dialect == "sqlite" else _c.event_type
+def summary_statement(since: datetime, backend: Backend) -> AnySelect:
+    """Counts per type since ``since``, read from the time window (usually a small part
+    of the table) rather than from every row of each type."""
+    key = backend.type_column(walk_time_index=True)
     return select(key, func.count()).where(_c.timestamp >= since).group_by(key)
 
 
 MAX_BUCKETS = 1000
 HistogramGroup = Literal["event_type", "source", "agent_id"]
 HISTOGRAM_GROUPS: tuple[HistogramGroup, ...] = get_args(HistogramGroup)
-# Groups whose column leads an index: SQLite counts their ranges per bucket.
-_INDEX_LED_BY = frozenset({"event_type", "agent_id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,134 +275,20 @@ class BucketGrid:
         return [self.start + i * self.every for i in range(self.count)]
 
 
-def histogram_statement(
+def histogram_statements(
     flt: EventFilter,
-    dialect: str,
+    backend: Backend,
     grid: BucketGrid,
     by: HistogramGroup | None,
     *,
-    part: range | None = None,
-) -> AnySelect:
+    pooled: bool,
+) -> list[AnySelect]:
     """(bucket index, [group value,] count) rows, counted in SQL; empty buckets may be absent.
 
-    ``flt`` bounds what is counted (its ``since`` may fall inside the first bucket).
-    ``part``: on SQLite, count only these buckets (by index); elsewhere all are.
+    ``flt`` bounds what is counted (its ``since`` may fall inside the first
+    bucket). ``pooled``: the statements may run at once, each on its own connection.
     """
-    if dialect == "sqlite":
-        return _ranged_histogram(flt, grid, by, range(grid.count) if part is None else part)
-    step = grid.every // timedelta(microseconds=1)
-    bucket: ColumnElement[Any]
-    if dialect == "mysql":
-        # DATETIME(6) minus DATETIME(6) in microseconds: exact, and independent of the
-        # session time zone (UNIX_TIMESTAMP is neither beyond 2038 nor zone-free).
-        # DIV is an integer floor here: rows are >= start.
-        micros = func.timestampdiff(
-            literal_column("MICROSECOND"), literal(grid.start, _c.timestamp.type), _c.timestamp
-        )
-        bucket = micros.op("DIV")(literal(step, BigInteger))
-    else:
-        # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
-        seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
-        # 64-bit binds: an hour is more microseconds than an int32 holds.
-        bucket = func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
-    keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
-    return (
-        select(*keys, func.count())
-        .where(*filter_clauses(flt, dialect), _c.timestamp >= grid.start, _c.timestamp < grid.end)
-        .group_by(*keys)
-    )
-
-
-def _ranged_histogram(
-    flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, part: range
-) -> AnySelect:
-    """SQLite: one index range count per bucket, no per-row arithmetic.
-
-    Working out each row's bucket (strftime on the stored text) cost microseconds
-    per row; counting a range of the covering ``(timestamp, id)`` index (or the
-    index a filter picks) costs tens of nanoseconds. The buckets are rows of
-    (index, low, high) in the stored text form, already clipped to ``since`` /
-    ``until``.
-    """
-    low = flt.since or grid.start
-    high = flt.until or grid.end
-    edges = []
-    for i in part:
-        start = grid.start + i * grid.every
-        lo, hi = max(start, low), min(start + grid.every, high)
-        if lo < hi:
-            edges.append([i, format_utc(lo), format_utc(hi)])
-    # One JSON parameter, not three per bucket: the statement's text is the same
-    # for any number of buckets, so SQLAlchemy compiles it once (a VALUES list
-    # of 289 rows took longer to compile than SQLite took to count a million rows).
-    pairs = func.json_each(bindparam("bucket_edges", json.dumps(edges))).table_valued("value")
-    buckets = select(
-        func.json_extract(pairs.c.value, "$[0]").label("i"),
-        func.json_extract(pairs.c.value, "$[1]").label("lo"),
-        func.json_extract(pairs.c.value, "$[2]").label("hi"),
-    ).cte("buckets")
-    b = buckets.c
-    unbounded = flt.model_copy(update={"since": None, "until": None})
-    in_bucket = [
-        _c.timestamp >= b.lo,
-        _c.timestamp < b.hi,
-        *filter_clauses(unbounded, "sqlite", ordered=True),
-    ]
-    if by is None:
-        counted = select(func.count()).where(*in_bucket).scalar_subquery()
-        return select(b.i, counted).select_from(buckets)
-    group = getattr(_c, by)
-    if by not in _INDEX_LED_BY:
-        return (
-            select(b.i, group, func.count())
-            .select_from(buckets)
-            .join(_table, and_(*in_bucket))
-            .group_by(b.i, group)
-        )
-    # The column leads an index ending in (timestamp, id): count each (bucket,
-    # value) range of that index. The values come from a skip scan (a recursive
-    # CTE of "next larger value" seeks), not from reading rows.
-    seed = select(func.min(group).label("v")).cte("grouped", recursive=True)
-    prev = seed.alias("prev")
-    next_value = select(func.min(group)).where(group > prev.c.v).scalar_subquery()
-    grouped = seed.union_all(select(next_value).where(prev.c.v.is_not(None)))
-    per_value = select(func.count()).where(group == grouped.c.v, *in_bucket).scalar_subquery()
-    counted_values = (
-        select(b.i, grouped.c.v, per_value)
-        .select_from(buckets)
-        .join(grouped, grouped.c.v.is_not(None))
-    )
-    if not _c[by].nullable:
-        return counted_values
-    per_null = select(func.count()).where(group.is_(None), *in_bucket).scalar_subquery()
-    return union_all(counted_values, select(b.i, null(), per_null).select_from(buckets))  # type: ignore[return-value]
-
-
-def prune_batch_statement(
-    cutoff: datetime,
-    batch_size: int,
-    *,
-    dialect: str = "sqlite",
-    only: TypeSpec | None = None,
-    unless: Sequence[TypeSpec] = (),
-) -> Delete:
-    """Delete the oldest ``batch_size`` events older than ``cutoff`` (one short transaction),
-    of the types in ``only`` (all when None) and none of ``unless``."""
-    where = [_c.timestamp < cutoff]
-    if only is not None:
-        where.append(type_clause(only, _c.event_type, dialect))
-    where.extend(not_(type_clause(spec, _c.event_type, dialect)) for spec in unless)
-    oldest = select(_c.id).where(*where).order_by(_c.timestamp, _c.id).limit(batch_size)
-    if dialect == "mysql":
-        # MariaDB refuses LIMIT in an IN subquery and a subquery on the table being
-        # deleted from; a derived table is materialised first, which both allow.
-        batch = oldest.subquery("oldest")
-        return delete(_table).where(_c.id.in_(select(batch.c.id)))
-    if dialect == "postgresql":
-        # The time bound lets a partitioned table look for the ids only in the
-        # partitions before the cutoff (a no-op on a plain one).
-        return delete(_table).where(_c.timestamp < cutoff, _c.id.in_(oldest.scalar_subquery()))
-    return delete(_table).where(_c.id.in_(oldest.scalar_subquery()))
+    return backend.histogram_statements(flt, grid, by, pooled=pooled)
 
 
 class CursorCodec:

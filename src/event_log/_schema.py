@@ -9,30 +9,38 @@ validity check), in tables whose text compares bytewise (``MYSQL_TABLE_OPTIONS``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, MetaData, String, Text
-from sqlalchemy.dialects import mysql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+if TYPE_CHECKING:
+    from .backends import Backend
+
+
 __all__ = [
+    "EVENT_TABLE",
     "MYSQL_TABLE_OPTIONS",
-    "TIMESTAMP_TEXT_WIDTH",
+    "SEQUENCE_TABLE",
     "Base",
     "EventRecord",
     "EventSequence",
     "JSONText",
     "UTCDateTime",
-    "format_utc",
 ]
-
-# "YYYY-MM-DDTHH:MM:SS.ffffff+00:00"
-TIMESTAMP_TEXT_WIDTH = 32
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -46,89 +54,54 @@ NAMING_CONVENTION = {
 # MariaDB table options: InnoDB, 4-byte UTF-8, and a binary collation without
 # pad space, so equality, ordering and LIKE prefixes are exact and case
 # sensitive, as on SQLite and PostgreSQL ("a" != "a ", "A" != "a"), and code
-# point order is UTF-8 byte order.
+# point order is UTF-8 byte order. (SQLAlchemy's table keywords carry the
+# dialect in their names; other dialects ignore them.)
 MYSQL_TABLE_OPTIONS: dict[str, str] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_nopad_bin",
 }
-_MYSQL = frozenset({"mysql", "mariadb"})
 
 
-def format_utc(value: datetime) -> str:
-    """The SQLite storage form of an aware datetime: fixed width, UTC, microseconds."""
-    if value.tzinfo is None:
-        raise ValueError("timestamp must be timezone-aware")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+def _backend(dialect: Dialect) -> Backend:
+    # Imported when a type first meets a dialect: the backends build on this module.
+    from .backends import backend_for_dialect
+
+    return backend_for_dialect(dialect)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, sortable text on SQLite,
-    ``DATETIME(6)`` holding UTC on MariaDB (which has no zone-aware type)."""
+    """Aware UTC datetimes, stored as the backend says (``Backend.timestamp_type``):
+    ``timestamptz`` on PostgreSQL, sortable text on SQLite, ``DATETIME(6)`` holding
+    UTC on MariaDB (which has no zone-aware type)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(TIMESTAMP_TEXT_WIDTH))
-        if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return format_utc(value)
-        if value.tzinfo is None:
-            raise ValueError("timestamp must be timezone-aware")
-        if dialect.name in _MYSQL:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-        assert isinstance(parsed, datetime)
-        if parsed.tzinfo is None:  # MariaDB's DATETIME: stored as UTC
-            return parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC)
+        return _backend(dialect).timestamp_type()
 
 
 class JSONText(TypeDecorator[Any]):
-    """JSON documents bound as already-encoded text: ``jsonb`` on PostgreSQL, text on
-    SQLite, ``JSON`` (LONGTEXT checked with JSON_VALID) on MariaDB.
+    """JSON documents bound as already-encoded text (``Backend.json_type``).
 
     The logger encodes each event's data exactly once (during validation, where
     it also measures its size), so binding skips SQLAlchemy's JSON serialiser:
-    the text goes to the driver unchanged (asyncpg's jsonb codec takes text).
-    Reading returns decoded Python values on both backends.
+    the text goes to the driver unchanged. Reading returns decoded Python values
+    on every backend.
     """
 
     impl = Text
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(JSONB())
-        if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.JSON())
-        return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(_backend(dialect).json_type())
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         return None
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        if dialect.name == "postgresql":
-            return None  # SQLAlchemy's asyncpg jsonb codec already decoded it
-        loads = json.loads
-
-        def process(value: Any) -> Any:
-            return None if value is None else loads(value)
-
-        return process
+        return _backend(dialect).json_loader()
 
 
 class Base(DeclarativeBase):
@@ -184,3 +157,7 @@ class EventSequence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(BigInteger())
+
+
+EVENT_TABLE = cast(Table, EventRecord.__table__)
+SEQUENCE_TABLE = cast(Table, EventSequence.__table__)

@@ -11,7 +11,7 @@ submission never fails another caller's events.
 
 Maintenance statements (a prune batch) run in the same queue, in their own
 short transaction, so they never contend with this process's own writes for
-a lock. Where the rows go is the sink's business (``_sinks``).
+a lock. Where the rows go is the backend sink's business (``backends``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from ._errors import EventLogError, LoggerClosedError, QueueFullError, as_storage_error
 from ._models import Row
-from ._sinks import Sink
+from .backends._sink import Sink
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_QUEUED", "Writer", "WriterStats"]
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._models import Row
-from ._pg_time import timestamp_texts
+from ..._models import Row
+from ._time import timestamp_texts
 
 __all__ = ["copy_text"]
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from event_log._pg_time import timestamp_texts
+from event_log.backends.postgresql._time import timestamp_texts
 
 # The range validation admits (check_aware), in UTC as rows hold them, or not.
 timestamps = st.datetimes(

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, StorageError
-from event_log._sinks import PG_STATEMENT_MAX_ROWS, PostgresSink
+from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS, PostgresSink
 
 pytestmark = pytest.mark.postgres
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._models import Row
-from ._pg_time import timestamp_texts
+from ..._models import Row
+from ._time import timestamp_texts
 
 __all__ = ["NULL_MARK", "SEPARATOR", "joined_columns"]
 
@@ -31,7 +31,7 @@ _NULLABLE = (3, 4, 5)
 
 
 def joined_columns(rows: Sequence[Row]) -> tuple[str, ...] | None:
-    """The rows' seven columns as delimited texts (timestamps as ``_pg_time`` writes), or None.
+    """The rows' seven columns as delimited texts (timestamps as ``_time`` writes), or None.
 
     None means a value holds a separator or NULL marker, or a text would be
     empty; send the rows as arrays then.

@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, InvalidEventError, StorageError
 from event_log._models import Row, prepare_event
-from event_log._pg_copy import copy_text
-from event_log._sinks import PG_STATEMENT_MAX_ROWS, PostgresSink
+from event_log.backends.postgresql._copy import copy_text
+from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS, PostgresSink
 
 pytestmark = pytest.mark.postgres
 

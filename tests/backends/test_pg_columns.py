@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from event_log import EventLogger
 from event_log._models import Row
-from event_log._pg_columns import NULL_MARK, SEPARATOR, joined_columns
+from event_log.backends.postgresql._columns import NULL_MARK, SEPARATOR, joined_columns
 
 WHEN = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 

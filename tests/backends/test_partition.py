@@ -26,7 +26,7 @@ from event_log import EventLogger
 from event_log._engine import create_engine, resolve_url
 from event_log._migrate import alembic_config
 from event_log._models import prepare_event
-from event_log._partition import (
+from event_log.backends.postgresql._partitions import (
     DEFAULT_PARTITION,
     detach_expired,
     list_partitions,

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
 
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ._schema import EventRecord
+from ..._schema import EVENT_TABLE
 
 __all__ = [
     "DEFAULT_AHEAD",
@@ -71,7 +71,7 @@ _NAME_PATTERN = re.compile(r"event_log_p(\d{4})(\d{2})(\d{2})?")
 # several loggers and processes takes turns instead of racing to CREATE TABLE.
 _PG_PARTITION_LOCK_KEY = 0x6576_5F70_6172_7473  # "ev_parts"
 
-_table = cast(Table, EventRecord.__table__)
+_table = EVENT_TABLE
 
 
 def check_partition_by(value: object) -> str:

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import event
 
 from event_log import EventLogger, StorageError
-from event_log._data_index import DATA_INDEX_NAME, create_data_index
+from event_log import create_data_index
+from event_log.backends.postgresql._data_index import DATA_INDEX_NAME
 from event_log.cli import _migrations
 
 ROWS = 3000
@@ -85,6 +86,7 @@ async def test_data_contains_uses_the_gin_index(postgres_only_url: str) -> None:
         assert f"Bitmap Index Scan on {DATA_INDEX_NAME}" in plan, plan
 
 
+@pytest.mark.postgres
 async def test_a_partitioned_table_gets_the_index_partition_by_partition(
     partitioned_url: str,
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from event_log import EventLogger
-from event_log import _sinks as sinks
+from event_log.backends.sqlite import _sink as sinks
 
 pytestmark = pytest.mark.sqlite
 

@@ -1,0 +1,198 @@
+"""PostgreSQL: the server backend for many writers. A write path of its own (one
+statement or a COPY per batch, see ``_sink``), LISTEN/NOTIFY wake-ups for
+``follow()``, jsonb filters, optional time partitions and a GIN data index."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Delete,
+    Dialect,
+    delete,
+    extract,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from ..._schema import EVENT_TABLE
+from .._backend import Backend, BackendName, IndexOutcome, Listener, Partitions
+from ._json import data_clauses
+
+if TYPE_CHECKING:
+    from ..._data_filters import DataFilter
+    from ..._database import Database
+    from ..._filters import EventFilter, TypeSpec
+    from ..._queries import AnySelect, BucketGrid, HistogramGroup
+    from .._sink import Sink
+
+__all__ = ["BACKEND", "NOTIFY_CHANNEL", "PostgreSQLBackend"]
+
+_log = logging.getLogger("event_log")
+_c = EVENT_TABLE.c
+# The channel every commit is announced on (see _follow).
+NOTIFY_CHANNEL = "event_log"
+# lock_not_available: the lock timeout expired.
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+class AwareTimestamp(TypeDecorator[datetime]):
+    """``timestamptz``: aware datetimes in, aware UTC datetimes out."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamp must be timezone-aware")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+
+class PostgresPartitions(Partitions):
+    """Range partitions by day or month (see ``_partitions``), kept ahead by the logger."""
+
+    async def ensure(self, db: Database, *, ahead: int | None, lock_timeout_ms: int) -> list[str]:
+        from ._partitions import ensure_partitions
+
+        async with db.begin() as conn:
+            return await conn.run_sync(
+                lambda c: ensure_partitions(c, ahead=ahead, lock_timeout_ms=lock_timeout_ms)
+            )
+
+    async def drop_expired(self, db: Database, cutoff: datetime, *, lock_timeout_ms: int) -> int:
+        """Detach the partitions older than ``cutoff`` (one short transaction), then count
+        and drop them (another, holding no lock on ``event_log``); return their rows.
+
+        When ``event_log`` stays locked by others past ``lock_timeout_ms``,
+        nothing is detached this time (a warning is logged): prune's batches
+        delete those rows instead.
+        """
+        from ._partitions import detach_expired, drop_detached
+
+        try:
+            async with db.begin() as conn:
+                detached = await conn.run_sync(
+                    lambda c: detach_expired(c, cutoff, lock_timeout_ms=lock_timeout_ms)
+                )
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            _log.warning(
+                "event_log: event_log stayed locked for %d ms; expired partitions are "
+                "pruned by DELETE this time",
+                lock_timeout_ms,
+            )
+            detached = []
+        if detached is None:  # not partitioned
+            return 0
+        # Also drops partitions an interrupted prune detached but did not drop.
+        async with db.begin() as conn:
+            return int(await conn.run_sync(drop_detached))
+
+
+class PostgreSQLBackend(Backend):
+    """PostgreSQL through asyncpg."""
+
+    name: ClassVar[BackendName] = "postgresql"
+    extra = "postgresql"
+    drivers: ClassVar[dict[str, str]] = {"asyncpg": "asyncpg"}
+    partitions = PostgresPartitions()
+
+    def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
+        return create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+
+    def timestamp_type(self) -> TypeEngine[datetime]:
+        return AwareTimestamp()
+
+    def json_type(self) -> TypeEngine[Any]:
+        return JSONB()
+
+    def json_loader(self) -> Callable[[Any], Any] | None:
+        return None  # the driver's jsonb codec already decodes it
+
+    def seq_statements(self, count: int) -> tuple[str, ...]:
+        # The same UPDATE also queues a NOTIFY, which the server delivers when
+        # (and only if) the transaction commits: followers in any process wake.
+        return (
+            f"WITH bumped AS (UPDATE event_log_sequence SET last_seq = last_seq + {int(count)} "
+            "WHERE id = 1 RETURNING last_seq) "
+            f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped",
+        )
+
+    def make_sink(self, db: Database) -> Sink:
+        from ._sink import PostgresSink
+
+        return PostgresSink(db)
+
+    def lost_connection(self, exc: BaseException) -> bool:
+        from ._sink import lost_connection
+
+        return lost_connection(exc)
+
+    def data_clauses(
+        self, data: DataFilter, column: ColumnElement[Any]
+    ) -> list[ColumnElement[bool]]:
+        return data_clauses(data, column)
+
+    def histogram_statements(
+        self, flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, *, pooled: bool
+    ) -> list[AnySelect]:
+        from ..._queries import filter_clauses
+
+        step = grid.every // timedelta(microseconds=1)
+        # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
+        seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
+        # 64-bit binds: an hour is more microseconds than an int32 holds.
+        bucket = func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
+        keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
+        return [
+            select(*keys, func.count())
+            .where(*filter_clauses(flt, self), _c.timestamp >= grid.start, _c.timestamp < grid.end)
+            .group_by(*keys)
+        ]
+
+    def prune_batch_statement(
+        self,
+        cutoff: datetime,
+        batch_size: int,
+        *,
+        only: TypeSpec | None = None,
+        unless: Sequence[TypeSpec] = (),
+    ) -> Delete:
+        # The time bound lets a partitioned table look for the ids only in the
+        # partitions before the cutoff (a no-op on a plain one).
+        oldest = self._oldest(cutoff, batch_size, only, unless)
+        return delete(EVENT_TABLE).where(_c.timestamp < cutoff, _c.id.in_(oldest.scalar_subquery()))
+
+    async def listen(self, db: Database, wake: Callable[..., None]) -> Listener | None:
+        from ._listen import listen
+
+        return await listen(db, NOTIFY_CHANNEL, wake)
+
+    async def create_data_index(self, engine: AsyncEngine) -> IndexOutcome:
+        from ._data_index import create_gin_index
+
+        return await create_gin_index(engine)
+
+    def is_optional_index(self, name: str | None) -> bool:
+        from ._data_index import is_optional_index
+
+        return is_optional_index(name)
+
+
+BACKEND = PostgreSQLBackend()
