@@ -40,6 +40,7 @@ from event_log.backends.postgresql._data_index import is_optional_index
 from event_log.backends.postgresql._partitions import (
     DEFAULT_PARTITION,
     EXPIRED_PREFIX,
+    PartitionLayout,
     check_partition_by,
     partitioning,
     set_partitioning,
@@ -71,7 +72,7 @@ def _database_url() -> str:
     )
 
 
-def _partition_request() -> str | None:
+def _partition_request() -> PartitionLayout | None:
     """``-x partition=...`` or ``config.attributes["partition"]``: day, month, none."""
     wanted = config.attributes.get("partition") or context.get_x_argument(
         as_dictionary=True

@@ -78,3 +78,27 @@ def test_import_leaves_alembic_until_a_migration() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_stored_events_are_the_events_pydantic_would_construct() -> None:
+    """Events read back or returned by a write skip re-validation through a shortcut of
+    ``model_construct`` (it was the largest cost of the write path); it must keep
+    making exactly the event pydantic makes, whatever pydantic's internals become."""
+    from datetime import UTC, datetime
+
+    from event_log._models import trusted_event
+
+    values = {
+        "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+        "event_type": "task.created",
+        "source": "coordinator",
+        "task_id": "t1",
+        "agent_id": None,
+        "data": {"n": 1},
+        "timestamp": datetime(2026, 3, 1, tzinfo=UTC),
+    }
+    fast, constructed = trusted_event(dict(values)), event_log.Event.model_construct(**values)
+    assert fast == constructed
+    assert fast.model_dump(mode="json") == constructed.model_dump(mode="json")
+    assert fast.model_fields_set == constructed.model_fields_set
+    assert fast.model_copy(update={"source": "x"}).source == "x"

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ._engine import create_engine, resolve_url
 from ._errors import translate_storage_errors
 from .backends import backend_for_url
-from .backends.postgresql._partitions import check_partition_by
+from .backends.postgresql._partitions import PartitionLayout, check_partition_by
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -87,7 +87,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def _upgrade_on(
-    connection: Connection, partition: str | None = None, partition_ahead: int | None = None
+    connection: Connection,
+    partition: PartitionLayout | None = None,
+    partition_ahead: int | None = None,
 ) -> None:
     from alembic import command
 
@@ -100,7 +102,7 @@ def _upgrade_on(
 
 
 async def _upgrade_engine(
-    engine: AsyncEngine, partition: str | None, partition_ahead: int | None
+    engine: AsyncEngine, partition: PartitionLayout | None, partition_ahead: int | None
 ) -> None:
     if partition in ("day", "month"):
         # Before any revision runs: MariaDB commits DDL as it goes, so a refusal
@@ -119,7 +121,7 @@ async def _upgrade_engine(
 async def upgrade(
     url_or_engine: str | URL | AsyncEngine | None = None,
     *,
-    partition: str | None = None,
+    partition: PartitionLayout | None = None,
     partition_ahead: int | None = None,
 ) -> None:
     """Bring the database's schema to the newest revision; a no-op when it is there.
@@ -137,7 +139,7 @@ async def upgrade(
     "day"/"month" on SQLite, and for a table partitioned the other way.
     """
     if partition is not None:
-        check_partition_by(partition)
+        partition = check_partition_by(partition)
     if partition_ahead is not None and partition_ahead < 0:
         raise ValueError("partition_ahead must be >= 0")
     with translate_storage_errors("schema upgrade"):

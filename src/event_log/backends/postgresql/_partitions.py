@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -43,6 +43,7 @@ __all__ = [
     "PARTITION_CHOICES",
     "Partition",
     "PartitionBy",
+    "PartitionLayout",
     "check_partition_by",
     "detach_expired",
     "drop_detached",
@@ -56,7 +57,9 @@ __all__ = [
 ]
 
 PartitionBy = Literal["day", "month"]
-PARTITION_CHOICES = ("day", "month", "none")
+# A table's layout: partitioned by day or month, or plain ("none").
+PartitionLayout = Literal["day", "month", "none"]
+PARTITION_CHOICES: tuple[PartitionLayout, ...] = get_args(PartitionLayout)
 # Periods created ahead of the current one when nothing else is asked.
 DEFAULT_AHEAD: dict[PartitionBy, int] = {"day": 7, "month": 2}
 DEFAULT_PARTITION = "event_log_default"
@@ -74,7 +77,7 @@ _PG_PARTITION_LOCK_KEY = 0x6576_5F70_6172_7473  # "ev_parts"
 _table = EVENT_TABLE
 
 
-def check_partition_by(value: object) -> str:
+def check_partition_by(value: object) -> PartitionLayout:
     """``value`` if it is "day", "month" or "none"; else ``ValueError``."""
     if not isinstance(value, str) or value not in PARTITION_CHOICES:
         raise ValueError(f"partition must be one of {PARTITION_CHOICES}, not {value!r}")
@@ -340,7 +343,9 @@ def _to_plain(connection: Connection) -> None:
     _create_indexes(connection, partitioned=False)
 
 
-def set_partitioning(connection: Connection, by: str, *, ahead: int | None = None) -> bool:
+def set_partitioning(
+    connection: Connection, by: PartitionLayout, *, ahead: int | None = None
+) -> bool:
     """Make ``event_log`` partitioned by ``by`` ("day", "month") or plain ("none").
 
     Every row is kept (copied in this transaction, which holds an exclusive
@@ -370,7 +375,7 @@ def set_partitioning(connection: Connection, by: str, *, ahead: int | None = Non
             f"event_log is already partitioned by {current}; "
             "make it a plain table first (partition='none'; event-log db partition --by none)"
         )
-    _to_partitioned(connection, cast(PartitionBy, by), ahead)
+    _to_partitioned(connection, by, ahead)
     return True
 
 
