@@ -322,7 +322,8 @@ def trusted_event(values: dict[str, Any]) -> Event:
     """
     event = _new_object(Event)
     _set_dict(event, values)
-    _set_fields_set(event, _EVENT_FIELDS)
+    # A set of its own, as model_construct gives: model_copy(update=...) adds to it.
+    _set_fields_set(event, set(_EVENT_FIELDS))
     _set_extra(event, None)
     _set_private(event, None)
     return event
