@@ -1,4 +1,4 @@
-"""The event-log benchmark suite (issue 3): ``python -m bench`` from the repository root.
+"""The event-log benchmark suite: ``python -m bench`` from the repository root.
 
 One run measures, on the same machine:
 

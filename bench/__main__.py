@@ -1,4 +1,4 @@
-"""``python -m bench``: run every benchmark of issue 3, print the table, write the JSON.
+"""``python -m bench``: run every benchmark, print the table, write the JSON.
 
 Run it from the repository root. Progress goes to stderr; the table to stdout.
 The exit status is 1 when a scenario failed to run (an exception, a timeout, or
@@ -621,7 +621,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description=(
-            "Benchmark event-log (issue 3): writes against the driver's raw limit on SQLite "
+            "Benchmark event-log: writes against the driver's raw limit on SQLite "
             "and PostgreSQL, memory of a million emit() calls, reads on a cached million-row "
             "database, and prune_events under load. Prints a table; writes JSON."
         ),

@@ -254,7 +254,7 @@ async def log_event_sequential(url: str, n: int) -> Result:
 async def emit_events(log: EventLogger, n: int, latencies: array[float] | None) -> int:
     """``emit()`` N events, yielding to the loop every 1,000; return how many were refused.
 
-    The bounded queue (issue 3) may make ``emit`` refuse an event when it is full;
+    The bounded queue may make ``emit`` refuse an event when it is full;
     then this yields briefly and retries, so every event is eventually queued. A
     validation error or a closed logger is a real failure and propagates.
     """

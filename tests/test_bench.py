@@ -1,4 +1,4 @@
-"""The benchmark suite's quick mode runs end to end, so it never rots (issue 3).
+"""The benchmark suite's quick mode runs end to end, so it never rots.
 
 It runs ``python -m bench --quick`` in a subprocess, as a user would, with its
 data and JSON in a temporary directory, and checks that the JSON has every row

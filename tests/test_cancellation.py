@@ -1,4 +1,4 @@
-"""Cancellation (issue 6): callers cancelled mid-await never corrupt the log or the writer.
+"""Cancellation: callers cancelled mid-await never corrupt the log or the writer.
 
 Every test runs on every backend and cancels real awaits at seeded random
 moments: before the caller's task starts, after a few loop iterations, or after

@@ -1,5 +1,5 @@
 """``event-log prune --override``, reclaimable space in ``stats`` and ``import --from-sqlite``
-(issue 9), on file SQLite and PostgreSQL through click's CliRunner."""
+on file SQLite and PostgreSQL through click's CliRunner."""
 
 from __future__ import annotations
 

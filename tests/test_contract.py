@@ -1,4 +1,5 @@
-"""The API.md contract, run unchanged on every backend: in-memory and file SQLite, PostgreSQL."""
+"""The public contract, run unchanged on every backend: in-memory and file SQLite, PostgreSQL
+(plain and partitioned) and MariaDB."""
 
 from __future__ import annotations
 

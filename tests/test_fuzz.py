@@ -1,4 +1,4 @@
-"""Bad input (issue 6): hypothesis fuzzing of every public entry point of EventLogger.
+"""Bad input: hypothesis fuzzing of every public entry point of EventLogger.
 
 Every test runs on every backend (the ``log`` fixture). The property is always
 the same: only the documented exceptions escape (``InvalidEventError`` for

@@ -1,4 +1,4 @@
-"""Every listing API.md names is an index search in index order on SQLite: no full scan, no sort.
+"""Every public listing is an index search in index order on SQLite: no full scan, no sort.
 
 The plans are those of the statements the logger really issues: a cursor hook
 runs ``EXPLAIN QUERY PLAN`` on each statement just before it executes.

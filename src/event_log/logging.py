@@ -49,7 +49,7 @@ __all__ = ["EventLogHandler"]
 # The logger the library reports its own failures on; see the module docstring.
 _LIBRARY_LOGGER = "event_log"
 
-# Longest source / task_id / agent_id an event accepts (API.md).
+# Longest source / task_id / agent_id an event accepts.
 _MAX_TEXT = 255
 
 # Bytes kept back from the retry's budget for the ``"truncated"`` marker and for
