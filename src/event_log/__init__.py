@@ -11,15 +11,22 @@ from ._errors import (
     StorageError,
 )
 from ._filters import EventFilter
+from ._importing import ImportResult as ImportResult
+from ._legacy import ImportSourceError as ImportSourceError
+from ._legacy import LegacyDatabase as LegacyDatabase
+from ._legacy import LegacyImport as LegacyImport
 from ._logger import EventLogger
 from ._migrate import upgrade
 from ._models import Event, HistogramBucket, NewEvent, Page
+from ._pruning import PrunePreview as PrunePreview
+from ._queries import MAX_BUCKETS as MAX_BUCKETS
+from ._queries import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from ._queries import HistogramGroup as HistogramGroup
 from ._retention import RetentionPolicy
 from ._types import EventType
 
-# create_data_index and HistogramGroup are importable too (the "X as X" imports
-# above) without being part of the star-import surface.
+# The names imported "as" themselves above (create_data_index, HistogramGroup,
+# ImportResult, ...) are importable too without being part of the star-import surface.
 __all__ = [
     "DEFAULT_URL",
     "Event",

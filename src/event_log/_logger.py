@@ -15,6 +15,7 @@ import os
 import types
 from collections.abc import (
     AsyncIterator,
+    Callable,
     Generator,
     Iterable,
     Iterator,
@@ -37,6 +38,8 @@ from ._errors import (
 )
 from ._filters import EventFilter, FilterKeywords, filter_from
 from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry
+from ._importing import ImportResult
+from ._importing import import_events as _import_events
 from ._migrate import upgrade
 from ._models import (
     DEFAULT_MAX_DATA_BYTES,
@@ -49,6 +52,9 @@ from ._models import (
     prepare_event,
     prepare_new_events,
 )
+from ._pruning import PrunePreview
+from ._pruning import preview_prune as _preview_prune
+from ._pruning import prune_as_previewed as _prune_as_previewed
 from ._queries import (
     HISTOGRAM_GROUPS,
     MAX_PAGE_SIZE,
@@ -367,6 +373,31 @@ class EventLogger:
         self._check_open()
         await self._writer.flush()
 
+    async def import_events(
+        self, events: Iterable[Event | Mapping[str, Any]], *, skip_invalid: bool = False
+    ) -> ImportResult:
+        """Write events as they were, keeping their ids and timestamps (see ``_importing``).
+
+        Each item is an :class:`Event` or a mapping of its fields (``id``,
+        ``event_type``, ``source`` and ``timestamp`` required; the timestamp an
+        aware datetime or ISO 8601 text with an offset), validated as
+        ``log_event`` validates one. Ids already stored, or repeated here, are
+        skipped, so importing twice adds nothing. The new events are committed
+        in one transaction, queued behind this logger's pending writes. An
+        invalid event raises :class:`InvalidEventError` naming its position and
+        nothing is written; with ``skip_invalid`` it is left out and reported in
+        the result's ``invalid`` instead.
+        """
+        self._check_open()
+        return await _import_events(
+            self._db,
+            self._writer,
+            events,
+            max_data_bytes=self._max_data_bytes,
+            redactor=self._redactor,
+            skip_invalid=skip_invalid,
+        )
+
     # -- reading ------------------------------------------------------------------------
 
     async def _fetch_events(self, stmt: Any) -> list[Event]:
@@ -651,6 +682,26 @@ class EventLogger:
             reclaimed += step
             if step == 0:
                 return reclaimed
+
+    async def preview_prune(
+        self, older_than_days: float = 30, *, overrides: Mapping[str, float] | None = None
+    ) -> list[PrunePreview]:
+        """What ``prune_events`` with these arguments would delete now: one
+        :class:`PrunePreview` per rule, most specific first, the default last (see
+        ``_pruning``). Deletes nothing."""
+        self._check_open()
+        return await _preview_prune(self, older_than_days, overrides)
+
+    async def prune_as_previewed(
+        self,
+        preview: Sequence[PrunePreview],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """``prune_events`` with exactly the cutoffs ``preview`` counted (however long ago
+        it was made); ``on_progress(deleted so far)`` is called while it runs."""
+        self._check_open()
+        return await _prune_as_previewed(self, preview, on_progress=on_progress)
 
     async def apply_retention(self, policy: RetentionPolicy) -> int:
         """``prune_events`` with a policy's days and overrides."""

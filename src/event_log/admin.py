@@ -1,0 +1,296 @@
+"""Database administration: schema revisions, drift checks, partitions, the data index, sizes.
+
+What ``event-log db ...`` and ``event-log stats`` do, for programs too. Every
+function takes a database URL (``None``: ``$EVENT_LOG_URL``, then
+``DEFAULT_URL``), for which an engine is made and disposed, or a caller's
+``AsyncEngine``, which is used and left open. Migrations run the packaged
+Alembic scripts on a connection of that engine, so they work from an
+installed wheel with no ``alembic.ini`` and with the same SQLite tuning as the
+logger. A database failure raises :class:`~event_log.StorageError`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ._engine import create_engine, resolve_url
+from ._errors import EventLogError, translate_storage_errors
+from ._migrate import alembic_config
+from ._stats import TableStats
+from ._stats import table_stats as _table_stats
+from .backends import backend_named
+from .backends.postgresql._data_index import DATA_INDEX_NAME
+from .backends.postgresql._partitions import Partition, list_partitions, partitioning
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+__all__ = [
+    "DATA_INDEX_NAME",
+    "Partition",
+    "PartitionReport",
+    "RevisionChange",
+    "RevisionError",
+    "SchemaDriftError",
+    "SchemaRevision",
+    "TableStats",
+    "check",
+    "current_revision",
+    "database_file",
+    "downgrade",
+    "head_revision",
+    "partition",
+    "partitions",
+    "revisions",
+    "table_stats",
+    "upgrade",
+]
+
+UrlOrEngine = str | URL | AsyncEngine | None
+
+
+class RevisionError(EventLogError, ValueError):
+    """A revision that does not exist, or a database not at the revision an action needs."""
+
+
+class SchemaDriftError(EventLogError):
+    """The database's schema differs from event-log's model (see :func:`check`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaRevision:
+    """One packaged schema revision: its id, the one before it (None: the first), the first
+    line of its description, and whether it is the newest (head)."""
+
+    revision: str
+    down_revision: str | None
+    message: str
+    is_head: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionChange:
+    """The database's revision before and after a migration (None: no schema)."""
+
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionReport:
+    """What :func:`partition` did: the revisions before and after its upgrade, the layout
+    before and after ("day", "month" or None for a plain table), the range partitions now."""
+
+    before: str | None
+    after: str | None
+    was: str | None
+    now: str | None
+    partitions: list[Partition]
+
+
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest packaged revision: the one this event-log needs."""
+    head = _scripts().get_current_head()
+    assert head is not None, "event-log ships at least one revision"
+    return head
+
+
+def revisions() -> list[SchemaRevision]:
+    """Every packaged revision, newest first."""
+    scripts = _scripts()
+    heads = set(scripts.get_heads())
+    found = []
+    for script in scripts.walk_revisions():
+        down = script.down_revision
+        found.append(
+            SchemaRevision(
+                revision=script.revision,
+                down_revision=down if isinstance(down, str) or down is None else ",".join(down),
+                message=(script.doc or "").strip().splitlines()[0] if script.doc else "",
+                is_head=script.revision in heads,
+            )
+        )
+    return found
+
+
+def database_file(url: str | URL | None = None) -> Path | None:
+    """The file that holds the database at ``url`` (SQLite); None for servers and for
+    in-memory SQLite. Readers check it exists first: connecting would create it."""
+    resolved = resolve_url(url)
+    try:
+        backend = backend_named(resolved.get_backend_name())
+    except ValueError:  # not a database event-log runs on: no file of ours
+        return None
+    path = backend.file_path(resolved)
+    return Path(path).expanduser() if path else None
+
+
+@asynccontextmanager
+async def _engine(url_or_engine: UrlOrEngine, action: str) -> AsyncIterator[AsyncEngine]:
+    with translate_storage_errors(action):
+        if isinstance(url_or_engine, AsyncEngine):
+            yield url_or_engine
+            return
+        engine = create_engine(resolve_url(url_or_engine))
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+
+def _config(connection: Connection) -> Config:
+    config = alembic_config(connection)
+    # Alembic prints its own chatter ("No new upgrade operations detected.") to the
+    # stdout it saw at import; callers say what happened themselves.
+    config.stdout = io.StringIO()
+    return config
+
+
+def _current(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def current_revision(url_or_engine: UrlOrEngine = None) -> str | None:
+    """The database's schema revision; None when it has no event-log schema."""
+    async with (
+        _engine(url_or_engine, "reading the schema revision") as engine,
+        engine.connect() as connection,
+    ):
+        return await connection.run_sync(_current)
+
+
+async def _migrate(
+    url_or_engine: UrlOrEngine, action: str, step: Callable[[Connection], None]
+) -> RevisionChange:
+    from alembic.util import CommandError
+
+    async with _engine(url_or_engine, action) as engine:
+        try:
+            # One transaction for the whole step, committed when the block exits.
+            async with engine.begin() as connection:
+                before = await connection.run_sync(_current)
+                await connection.run_sync(step)
+                after = await connection.run_sync(_current)
+        except CommandError as exc:
+            raise RevisionError(str(exc)) from None
+    return RevisionChange(before, after)
+
+
+async def upgrade(url_or_engine: UrlOrEngine = None, revision: str = "head") -> RevisionChange:
+    """Upgrade the schema to ``revision`` (default: the newest), creating it in an empty
+    database. :class:`RevisionError` for a revision that does not exist."""
+    from alembic import command
+
+    return await _migrate(
+        url_or_engine, "schema upgrade", lambda c: command.upgrade(_config(c), revision)
+    )
+
+
+async def downgrade(url_or_engine: UrlOrEngine, revision: str) -> RevisionChange:
+    """Downgrade the schema to ``revision``: ``"-1"`` (one step), ``"base"`` (drops every
+    table and every event) or a revision id. :class:`RevisionError` for one that does not
+    exist."""
+    from alembic import command
+
+    return await _migrate(
+        url_or_engine, "schema downgrade", lambda c: command.downgrade(_config(c), revision)
+    )
+
+
+def _check(connection: Connection) -> None:
+    from alembic import command
+    from alembic.util import AutogenerateDiffsDetected, CommandError
+
+    try:
+        command.check(_config(connection))
+    except AutogenerateDiffsDetected as exc:
+        raise SchemaDriftError(" ".join(str(exc).split())) from exc
+    except CommandError as exc:
+        raise RevisionError(str(exc)) from None
+
+
+async def check(url_or_engine: UrlOrEngine = None) -> None:
+    """Compare the database's schema with event-log's model.
+
+    :class:`SchemaDriftError` when they differ (the optional GIN data index is
+    no difference); :class:`RevisionError` when the database is not at the
+    newest revision.
+    """
+    async with (
+        _engine(url_or_engine, "checking the schema") as engine,
+        engine.connect() as connection,
+    ):
+        try:
+            await connection.run_sync(_check)
+        finally:
+            await connection.rollback()
+
+
+async def _layout(engine: AsyncEngine, read: Callable[[Connection], Any]) -> Any:
+    async with engine.connect() as connection:
+        try:
+            return await connection.run_sync(read)
+        finally:
+            await connection.rollback()
+
+
+async def partitions(url_or_engine: UrlOrEngine = None) -> list[Partition]:
+    """The range partitions of ``event_log``, oldest first; ``[]`` for a plain table and on
+    databases without partitions (the DEFAULT partition is not listed)."""
+    async with _engine(url_or_engine, "listing partitions") as engine:
+        return list(await _layout(engine, list_partitions))
+
+
+async def partition(
+    url_or_engine: UrlOrEngine, by: str, *, ahead: int | None = None
+) -> PartitionReport:
+    """Upgrade to the newest revision, then partition ``event_log`` by ``by`` ("day" or
+    "month"), keeping every row, or make it a plain table again ("none").
+
+    ``ahead``: periods to create after the current one (default 7 days, 2
+    months). ``ValueError`` for another ``by``, for "day"/"month" on a database
+    other than PostgreSQL, and for a table partitioned the other way.
+    """
+    from alembic import command
+
+    def step(connection: Connection) -> None:
+        config = _config(connection)
+        config.attributes["partition"] = by
+        if ahead is not None:
+            config.attributes["partition_ahead"] = ahead
+        command.upgrade(config, "head")
+
+    if by not in ("day", "month", "none"):
+        raise ValueError(f"by must be 'day', 'month' or 'none', not {by!r}")
+    if ahead is not None and ahead < 0:
+        raise ValueError("ahead must be >= 0")
+    async with _engine(url_or_engine, "partitioning") as engine:
+        was = await _layout(engine, partitioning)
+        change = await _migrate(engine, "partitioning", step)
+        now = await _layout(engine, partitioning)
+        parts = await _layout(engine, list_partitions)
+    return PartitionReport(change.before, change.after, was, now, list(parts))
+
+
+async def table_stats(url_or_engine: UrlOrEngine = None) -> TableStats:
+    """Rows, time range, counts by type and size on disk of the event log (see
+    :class:`TableStats`)."""
+    async with _engine(url_or_engine, "reading statistics") as engine:
+        return await _table_stats(engine)
