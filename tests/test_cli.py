@@ -27,8 +27,6 @@ from event_log.cli._times import parse_duration, parse_time
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-
-
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -337,7 +335,8 @@ def test_query_filters_and_formats(filled: str) -> None:
 def parse_where(text: str) -> tuple[str, str, Any]:
     """What ``--where TEXT`` filters on (the option's text goes to EventFilter.from_texts)."""
     conditions = EventFilter.from_texts({"data_where": [text]}).data_where
-    assert conditions is not None and len(conditions) == 1
+    assert conditions is not None
+    assert len(conditions) == 1
     return conditions[0]
 
 

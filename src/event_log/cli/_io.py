@@ -2,11 +2,11 @@
 
 A JSON line is ``Event.model_dump(mode="json")``: the event's id, type, source,
 task and agent ids, data and its UTC timestamp to the microsecond. Importing
-validates every line as the logger validates a new event, keeps the event's
-own id and timestamp, and skips ids already stored (see ``_sql``), so an
-export imported into an empty database reproduces it exactly, and importing
-the same file twice adds nothing. A bad line is reported with its number and
-skipped; the good ones are kept.
+hands every line's object to ``EventLogger.import_events``, which validates it
+as the logger validates a new event, keeps the event's own id and timestamp,
+and skips ids already stored, so an export imported into an empty database
+reproduces it exactly, and importing the same file twice adds nothing. A bad
+line is reported with its number and skipped; the good ones are kept.
 """
 
 from __future__ import annotations
@@ -21,20 +21,17 @@ import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from event_log import Event, EventLogger, InvalidEventError
-from event_log._models import Row, check_text, prepare_event
-from event_log._redact import Redactor
+from event_log import Event, EventFilter, EventLogger
 
 from ._output import CSV_FIELDS, csv_row, event_json
-from ._runtime import CliError, Filters, iter_events
-from ._sql import insert_rows
+from ._runtime import CliError, iter_events
 
 __all__ = [
     "EXPORT_KINDS",
+    "IMPORT_BATCH_ROWS",
     "BadFile",
     "BadLine",
     "ExportFile",
@@ -46,16 +43,9 @@ __all__ = [
     "parse_line",
 ]
 
-# The logger's default secret masking, applied to imported events too.
-_REDACT = Redactor()
-
 ExportKind = Literal["jsonl", "jsonl.gz", "csv"]
 EXPORT_KINDS = (".jsonl", ".jsonl.gz", ".csv")
 IMPORT_BATCH_ROWS = 500
-_FIELDS = frozenset(CSV_FIELDS)
-_REQUIRED = ("id", "event_type", "source", "timestamp")
-# Ids are stored in a 36-character column (a UUID's canonical form).
-ID_MAX_LENGTH = 36
 
 
 def export_kind(path: str) -> ExportKind:
@@ -120,7 +110,7 @@ class ExportFile:
 
 
 async def export_events(
-    log: EventLogger, flt: Filters, out: ExportFile, progress: Callable[[int], None]
+    log: EventLogger, flt: EventFilter, out: ExportFile, progress: Callable[[int], None]
 ) -> int:
     """Write every matching event, oldest first; return how many."""
     count = 0
@@ -137,27 +127,16 @@ async def export_events(
 
 
 class BadLine(ValueError):
-    """A line that is not a valid event."""
+    """A line that is not a JSON object."""
 
 
 class BadFile(ValueError):
     """The file cannot be read on (a truncated or corrupt gzip stream)."""
 
 
-def _parse_timestamp(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise BadLine(f"timestamp must be an ISO 8601 string, not {type(value).__name__}")
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadLine(f"timestamp {value!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise BadLine(f"timestamp {value!r} has no UTC offset")
-    return when
-
-
-def parse_line(raw: bytes, *, max_data_bytes: int) -> Row:
-    """A stored row from one JSON line, validated like a new event; ``BadLine`` if not."""
+def parse_line(raw: bytes) -> dict[str, Any]:
+    """The JSON object of one line; ``BadLine`` if it is not one. Whether it is a valid
+    event is ``import_events``' business."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -166,32 +145,11 @@ def parse_line(raw: bytes, *, max_data_bytes: int) -> Row:
         item = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except ValueError as exc:  # a number too long to convert
+        raise BadLine(f"not valid JSON ({exc})") from None
     if not isinstance(item, dict):
         raise BadLine(f"expected a JSON object, got {type(item).__name__}")
-    unknown = sorted(set(item) - _FIELDS)
-    if unknown:
-        raise BadLine(f"unknown field(s): {', '.join(unknown)}")
-    missing = [name for name in _REQUIRED if item.get(name) is None]
-    if missing:
-        raise BadLine(f"missing field(s): {', '.join(missing)}")
-    try:
-        event_id = check_text("id", item["id"], required=True)
-        assert event_id is not None
-        if len(event_id) > ID_MAX_LENGTH:
-            raise InvalidEventError(f"id is {len(event_id)} characters; at most {ID_MAX_LENGTH}")
-        prepared = prepare_event(
-            item["event_type"],
-            item["source"],
-            item.get("task_id"),
-            item.get("agent_id"),
-            item.get("data"),
-            _parse_timestamp(item["timestamp"]),
-            max_data_bytes=max_data_bytes,
-            redactor=_REDACT,  # imported data is masked like logged data
-        )
-    except InvalidEventError as exc:
-        raise BadLine(str(exc)) from None
-    return (event_id, *prepared.row[1:])
+    return item
 
 
 class LineSource:
@@ -267,14 +225,22 @@ async def import_lines(
     on_progress: Callable[[ImportReport], None],
     batch_rows: int = IMPORT_BATCH_ROWS,
 ) -> ImportReport:
-    """Validate and insert every line of ``source``, a batch per transaction."""
+    """Import every line of ``source``, a batch per transaction; bad lines are reported
+    (in line order, a batch at a time) and skipped."""
     report = ImportReport()
-    batch: list[Row] = []
+    # (line number, the line's object, or why it is no object), a batch at a time.
+    batch: list[tuple[int, dict[str, Any] | str]] = []
 
     async def flush() -> None:
-        inserted = await insert_rows(log.engine, batch)
-        report.imported += inserted
-        report.already_present += len(batch) - inserted
+        good = [(number, item) for number, item in batch if isinstance(item, dict)]
+        result = await log.import_events([item for _, item in good], skip_invalid=True)
+        bad = {number: item for number, item in batch if isinstance(item, str)}
+        bad.update((good[index][0], reason) for index, reason in result.invalid)
+        for number in sorted(bad):
+            report.bad.append((number, bad[number]))
+            on_bad_line(number, bad[number])
+        report.imported += result.imported
+        report.already_present += result.already_present
         batch.clear()
         on_progress(report)
 
@@ -282,10 +248,9 @@ async def import_lines(
         for number, line in source.lines():
             report.lines += 1
             try:
-                batch.append(parse_line(line, max_data_bytes=log.max_data_bytes))
+                batch.append((number, parse_line(line)))
             except BadLine as exc:
-                report.bad.append((number, str(exc)))
-                on_bad_line(number, str(exc))
+                batch.append((number, str(exc)))
             if len(batch) >= batch_rows:
                 await flush()
     except BadFile as exc:

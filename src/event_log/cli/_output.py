@@ -20,8 +20,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from event_log import Event
-from event_log._models import HistogramBucket
+from event_log import Event, HistogramBucket
 
 from ._times import format_duration
 

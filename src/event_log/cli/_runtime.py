@@ -13,36 +13,41 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.engine import URL
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from event_log import Event, EventLogger, InvalidEventError, StorageError
-from event_log._engine import is_memory_sqlite, resolve_url
-from event_log._errors import translate_storage_errors
-from event_log._filters import filter_from
+from event_log import (
+    DEFAULT_URL,
+    MAX_PAGE_SIZE,
+    Event,
+    EventFilter,
+    EventLogger,
+    ImportSourceError,
+    InvalidEventError,
+    StorageError,
+    admin,
+)
 
-from . import _migrations
+from . import _output
 
 __all__ = [
     "CliError",
-    "Filters",
+    "Settings",
     "describe_error",
     "display_url",
     "expected_errors",
     "iter_events",
     "open_log",
     "parse_url",
+    "pass_settings",
+    "progress_bar",
     "require_file",
     "require_schema",
     "run",
-    "sqlite_path",
 ]
 
 T = TypeVar("T")
@@ -63,13 +68,14 @@ class CliError(click.ClickException):
 
 
 def parse_url(text: str | None) -> URL:
-    """The database URL: ``text``, else ``$EVENT_LOG_URL``, else the default SQLite file.
+    """The database URL: ``text`` (the option or ``$EVENT_LOG_URL``), else the default
+    SQLite file.
 
     ``sqlite:///x.db``, ``postgresql://...`` and ``mysql://...`` (MariaDB) get their
     async driver; any other backend or driver is a usage error.
     """
     try:
-        url = resolve_url(text)
+        url = make_url(text if text is not None else DEFAULT_URL)
     except ArgumentError as exc:
         raise click.BadParameter(f"{text!r} is not a database URL ({exc})") from None
     backend = url.get_backend_name()
@@ -90,16 +96,33 @@ def parse_url(text: str | None) -> URL:
     return url
 
 
+class Settings:
+    """What the group passes to every command: the database URL."""
+
+    def __init__(self, url_text: str | None, *, url_given: bool) -> None:
+        self.url_text = url_text
+        self.url_given = url_given  # on the command line, not from the environment
+        self._url: URL | None = None
+
+    @property
+    def url(self) -> URL:
+        # Parsed when a command first needs it, inside the command: a bad URL is then
+        # reported with that command's help hint.
+        if self._url is None:
+            try:
+                self._url = parse_url(self.url_text)
+            except click.BadParameter as exc:
+                exc.param_hint = "'--url' / EVENT_LOG_URL"
+                raise
+        return self._url
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
 def display_url(url: URL) -> str:
     """The URL as it may be shown: without its password."""
     return url.render_as_string(hide_password=True)
-
-
-def sqlite_path(url: URL) -> Path | None:
-    """The file of an SQLite file URL; None for servers and in-memory SQLite."""
-    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or not url.database:
-        return None
-    return Path(url.database).expanduser()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -114,12 +137,14 @@ def describe_error(exc: BaseException) -> str:
 
 @contextmanager
 def expected_errors(url: URL | None = None) -> Iterator[None]:
-    """Failures people can fix become :class:`CliError` (a database failure) or a usage
-    error (an invalid event): one line, no traceback."""
+    """Failures people can fix become :class:`CliError` (a database failure, an unreadable
+    import file) or a usage error (an invalid event): one line, no traceback."""
     try:
         yield
     except InvalidEventError as exc:
         raise click.UsageError(str(exc)) from None
+    except ImportSourceError as exc:
+        raise CliError(str(exc)) from None
     except StorageError as exc:
         where = f" ({display_url(url)})" if url is not None else ""
         raise CliError(f"database error{where}: {describe_error(exc)}") from None
@@ -145,7 +170,7 @@ async def open_log(url: URL, *, migrate: bool = False) -> AsyncIterator[EventLog
 
 def require_file(url: URL) -> None:
     """An SQLite file must exist before a reader opens it (connecting would create it)."""
-    path = sqlite_path(url)
+    path = admin.database_file(url)
     if path is not None and not path.is_file():
         raise CliError(
             f"no event log at {path}: the file does not exist (create it with "
@@ -153,18 +178,17 @@ def require_file(url: URL) -> None:
         )
 
 
-async def require_schema(engine: AsyncEngine, url: URL) -> None:
+async def require_schema(url_or_engine: Any, url: URL) -> None:
     """Fail with a clear line unless the database holds an event log at the newest revision."""
-    with translate_storage_errors("reading the schema revision"):
-        current = await _migrations.current_revision(engine)
-    head = _migrations.head_revision()
+    current = await admin.current_revision(url_or_engine)
+    head = admin.head_revision()
     if current == head:
         return
     if current is None:
         raise CliError(
             f"{display_url(url)} has no event-log schema: run 'event-log db upgrade' first"
         )
-    if current not in _migrations.known_revisions():
+    if current not in {r.revision for r in admin.revisions()}:
         raise CliError(
             f"{display_url(url)} is at schema revision {current}, which this event-log "
             "does not know (was it upgraded by a newer version?)"
@@ -175,68 +199,16 @@ async def require_schema(engine: AsyncEngine, url: URL) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """The filters of ``list_events`` as the command line gives them (already validated)."""
-
-    event_type: tuple[str, ...] | None = None
-    source: str | None = None
-    task_id: str | None = None
-    agent_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    exclude_event_type: tuple[str, ...] | None = None
-    exclude_source: tuple[str, ...] | None = None
-    data_contains: dict[str, Any] | None = None
-    data_where: tuple[tuple[str, str, Any], ...] | None = None
-
-    @classmethod
-    def from_options(cls, options: dict[str, Any]) -> Filters:
-        types = tuple(options.pop("event_types", None) or ()) or None
-        flt = cls(
-            event_type=types,
-            source=options.pop("source", None),
-            task_id=options.pop("task_id", None),
-            agent_id=options.pop("agent_id", None),
-            since=options.pop("since", None),
-            until=options.pop("until", None),
-            exclude_event_type=tuple(options.pop("exclude_types", None) or ()) or None,
-            exclude_source=tuple(options.pop("exclude_sources", None) or ()) or None,
-            data_contains=options.pop("data_contains", None),
-            data_where=tuple(options.pop("data_where", None) or ()) or None,
-        )
-        try:
-            filter_from(None, flt.kwargs())
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        return flt
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``list_events``, ``count_events`` and ``follow``."""
-        return {
-            "event_type": self.event_type,
-            "source": self.source,
-            "task_id": self.task_id,
-            "agent_id": self.agent_id,
-            "since": self.since,
-            "until": self.until,
-            "exclude_event_type": self.exclude_event_type,
-            "exclude_source": self.exclude_source,
-            "data_contains": self.data_contains,
-            "data_where": self.data_where,
-        }
-
-
 async def iter_events(
-    log: EventLogger, flt: Filters, *, newest_first: bool, limit: int | None
+    log: EventLogger, flt: EventFilter, *, newest_first: bool, limit: int | None
 ) -> AsyncIterator[Event]:
     """Matching events page by page (keyset cursors), at most ``limit`` (None: all)."""
     cursor: str | None = None
     remaining = limit
     while remaining is None or remaining > 0:
-        size = 1000 if remaining is None else min(remaining, 1000)
+        size = MAX_PAGE_SIZE if remaining is None else min(remaining, MAX_PAGE_SIZE)
         page = await log.list_events(
-            **flt.kwargs(), limit=size, cursor=cursor, newest_first=newest_first
+            filter=flt, limit=size, cursor=cursor, newest_first=newest_first
         )
         for event in page.events:
             yield event
@@ -245,3 +217,17 @@ async def iter_events(
         cursor = page.next_cursor
         if cursor is None:
             return
+
+
+def progress_bar(label: str) -> Progress:
+    """A progress bar on stderr, shown only when stderr is a terminal."""
+    console = _output.stderr_console()
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )

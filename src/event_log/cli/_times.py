@@ -17,6 +17,7 @@ __all__ = [
     "DURATION_HELP",
     "Duration",
     "TimeParam",
+    "duration_text",
     "format_duration",
     "parse_duration",
     "parse_time",
@@ -84,6 +85,15 @@ def format_duration(seconds: float) -> str:
     if whole < 86400:
         return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
     return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def duration_text(every: timedelta) -> str:
+    """A duration as people type it: ``10m``, ``2h``, ``7d``, else seconds (``90s``)."""
+    seconds = every.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 if TYPE_CHECKING:  # click >= 8.3 types its parameter types; older ones are not generic
