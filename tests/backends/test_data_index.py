@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from event_log import EventLogger, StorageError
-from event_log import create_data_index
+from event_log import EventLogger, StorageError, admin, create_data_index
 from event_log.backends.postgresql._data_index import DATA_INDEX_NAME
-from event_log.cli import _migrations
 
 ROWS = 3000
 
@@ -46,7 +44,7 @@ async def test_index_is_built_once_rebuilt_when_invalid_and_not_drift(
     async with EventLogger.open(postgres_only_url) as log:
         assert await create_data_index(postgres_only_url) == "created"  # from a URL
         assert await create_data_index(log.engine) == "exists"
-        await _migrations.check(log.engine)  # no SchemaDriftError: the index is optional
+        await admin.check(log.engine)  # no SchemaDriftError: the index is optional
         # What an interrupted CREATE INDEX CONCURRENTLY leaves behind.
         await _exec(
             log,
@@ -112,4 +110,4 @@ async def test_a_partitioned_table_gets_the_index_partition_by_partition(
         valid = f"SELECT indisvalid FROM pg_index WHERE indexrelid = '{DATA_INDEX_NAME}'::regclass"
         assert await _scalar(log, valid) is True
         assert await log.count_events(data_contains={"bid_sats": 42}) == 2
-        await _migrations.check(log.engine)
+        await admin.check(log.engine)

@@ -35,7 +35,6 @@ from event_log.backends.postgresql._partitions import (
     period_start,
     set_partitioning,
 )
-from event_log.cli._sql import insert_rows
 from follow_helpers import started
 
 pytestmark = pytest.mark.postgres
@@ -345,17 +344,16 @@ async def test_a_prune_interrupted_after_detaching_is_finished_by_the_next(
 
 
 async def test_import_skips_stored_ids_on_a_partitioned_table(partitioned_url: str) -> None:
-    rows = [prepare_event("task.created", "c", max_data_bytes=100).row for _ in range(3)]
-    engine = create_engine(resolve_url(partitioned_url))
-    try:
-        assert await insert_rows(engine, rows) == 3
-        moved = (rows[0][0], *rows[0][1:6], rows[0][6] - timedelta(days=3))  # same id, other day
-        assert await insert_rows(engine, [*rows, moved]) == 0
-        new = prepare_event("task.created", "c", max_data_bytes=100).row
-        assert await insert_rows(engine, [new, new]) == 1
-        assert await _count(engine, "event_log") == 4
-    finally:
-        await engine.dispose()
+    # The primary key is (id, timestamp) there: an id stored on another day is still a duplicate.
+    events = [prepare_event("task.created", "c", max_data_bytes=100).event for _ in range(3)]
+    async with EventLogger.open(partitioned_url) as log:
+        assert (await log.import_events(events)).imported == 3
+        moved = events[0].model_copy(update={"timestamp": events[0].timestamp - timedelta(days=3)})
+        again = await log.import_events([*events, moved])
+        assert (again.imported, again.already_present) == (0, 4)
+        new = prepare_event("task.created", "c", max_data_bytes=100).event
+        assert (await log.import_events([new, new])).imported == 1
+        assert await log.count_events() == 4
 
 
 # -- the command line ---------------------------------------------------------------------
