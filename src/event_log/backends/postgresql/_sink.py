@@ -1,17 +1,19 @@
-"""PostgreSQL's write path: a held asyncpg connection, one statement or a COPY per batch.
+"""PostgreSQL's write path: a held connection, one statement or a COPY per batch.
 
-The sink checks one connection out of the engine's pool (so it connects with
-the engine's URL, options and codecs, and the pool's pre-ping) and keeps it
-while the logger lives: no checkout, ping or SQLAlchemy transaction per batch.
+What is the same whatever the driver lives here: the SQL, the order of the
+steps, and what happens on a failure (roll back, or discard the connection
+and try once more on a new one). The driver's calls live in ``_asyncpg`` and
+``_psycopg``, each a :class:`PostgresSink`; only the one the engine's URL
+names is ever imported.
 """
 
 from __future__ import annotations
 
 import contextlib
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -25,19 +27,33 @@ if TYPE_CHECKING:
     from ..._database import Database
     from ..._models import Row
 
-__all__ = ["PG_STATEMENT_MAX_ROWS", "PostgresSink", "lost_connection"]
+__all__ = [
+    "BUMP_SQL",
+    "COLUMN_NAMES",
+    "CONNECTION_ERRORS",
+    "INSERT_ARRAYS_SQL",
+    "INSERT_TEXT_SQL",
+    "PG_STATEMENT_MAX_ROWS",
+    "CopyStream",
+    "PostgresSink",
+    "lost_connection",
+    "make_sink",
+]
 
-_COLUMN_NAMES = [column.name for column in EVENT_TABLE.columns]
+COLUMN_NAMES = [column.name for column in EVENT_TABLE.columns]
 
 # A PostgreSQL batch of up to this many rows is one statement (see PostgresSink).
 PG_STATEMENT_MAX_ROWS = 255
-_PG_BUMP_SQL = (
+
+# The SQL below numbers its parameters ($1, $2, ...): asyncpg's placeholders,
+# and psycopg's raw cursors'.
+BUMP_SQL = (
     "UPDATE event_log_sequence SET last_seq = last_seq + $1 WHERE id = 1 "
     f"RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)"
 )
 
 
-def _pg_insert_sql(count: str, columns: str) -> str:
+def _insert_sql(count: str, columns: str) -> str:
     """One statement, so one round trip and its own implicit transaction: reserve
     the numbers (the row lock lasts until the commit; NOTIFY is queued for it)
     and insert the rows, given column by column, numbered in order."""
@@ -47,7 +63,7 @@ WITH bumped AS (
     WHERE id = 1
     RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)
 ), inserted AS (
-    INSERT INTO event_log ({", ".join(_COLUMN_NAMES)})
+    INSERT INTO event_log ({", ".join(COLUMN_NAMES)})
     SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts,
            b.last_seq - {count} + r.n
     FROM bumped AS b, unnest({columns}) WITH ORDINALITY
@@ -58,9 +74,9 @@ SELECT last_seq FROM bumped"""
 
 # The columns as seven delimited texts ($1..$7, see _columns), the row count $8.
 _SEPARATOR_SQL = f"E'\\x{ord(SEPARATOR):02x}'"
-_SPLIT = f"string_to_array(${{}}, {_SEPARATOR_SQL})"
-_SPLIT_NULLS = f"string_to_array(${{}}, {_SEPARATOR_SQL}, E'\\x{ord(NULL_MARK):02x}')"
-_PG_INSERT_TEXT_SQL = _pg_insert_sql(
+_SPLIT = f"string_to_array(${{}}::text, {_SEPARATOR_SQL})"
+_SPLIT_NULLS = f"string_to_array(${{}}::text, {_SEPARATOR_SQL}, E'\\x{ord(NULL_MARK):02x}')"
+INSERT_TEXT_SQL = _insert_sql(
     "$8::bigint",
     ", ".join(
         [
@@ -71,26 +87,26 @@ _PG_INSERT_TEXT_SQL = _pg_insert_sql(
     ),
 )
 # The same with one array per column, for rows whose values hold the separators.
-_PG_INSERT_ARRAYS_SQL = _pg_insert_sql(
+INSERT_ARRAYS_SQL = _insert_sql(
     "cardinality($1::text[])",
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]",
 )
 
-# A driver failure that may have cost the connection: retried once on a new one.
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+# A failure that may have cost the connection, whatever the driver.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 
 
 class PostgresSink(Sink):
-    """PostgreSQL: a connection of its own, driven through asyncpg directly.
+    """PostgreSQL: a connection of its own, driven through its driver directly.
 
     The sink checks one connection out of the engine's pool (so it connects
     with the engine's URL, options and codecs, and the pool's pre-ping) and
     keeps it while the logger lives: no checkout, ping or SQLAlchemy
     transaction per batch. A batch of up to ``PG_STATEMENT_MAX_ROWS`` rows is
     one statement (one round trip, one implicit transaction); a larger one is
-    ``BEGIN``, the sequence bump, a binary ``COPY`` and ``COMMIT``, and a
-    larger write whose rows are still being made is streamed into a text
-    ``COPY`` (:meth:`insert_stream`).
+    ``BEGIN``, the sequence bump, a ``COPY`` and ``COMMIT``, and a larger
+    write whose rows are still being made is streamed into a text ``COPY``
+    (:meth:`insert_stream`).
 
     The sequence row's lock is taken first in both and held until the commit,
     so ``seq`` order is commit order, and the commit carries the NOTIFY.
@@ -105,16 +121,61 @@ class PostgresSink(Sink):
     def __init__(self, db: Database) -> None:
         self._db = db
         self._conn: AsyncConnection | None = None
-        self._driver: Any = None  # the asyncpg connection under self._conn
+        self._driver: Any = None  # the driver's connection under self._conn
+
+    # -- the driver's part ----------------------------------------------------------------
+
+    @abstractmethod
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        """Set up a connection just checked out of the pool, before its first batch."""
+
+    @abstractmethod
+    def _is_closed(self, driver: Any) -> bool:
+        """Whether the connection is known to be lost."""
+
+    @abstractmethod
+    def _in_transaction(self, driver: Any) -> bool:
+        """Whether the connection is idle inside a transaction (one to roll back)."""
+
+    @abstractmethod
+    def _is_idle(self, driver: Any) -> bool:
+        """Whether the connection is idle: no statement running, no transaction open."""
+
+    @abstractmethod
+    def _terminate(self, driver: Any) -> None:
+        """Close the connection at once, whatever its state."""
+
+    @abstractmethod
+    async def _command(self, driver: Any, sql: str) -> None:
+        """Run a statement without parameters (``BEGIN``, ``COMMIT``, ``ROLLBACK``)."""
+
+    @abstractmethod
+    async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
+        """The first value of the first row ``sql`` returns."""
+
+    @abstractmethod
+    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
+        """``COPY`` ``rows``, numbered from ``first_seq``, into ``event_log``."""
+
+    @abstractmethod
+    async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
+        """``COPY`` text ``lines`` into ``event_log`` as they are made."""
+
+    @abstractmethod
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the connection itself was lost (not the statement)."""
+
+    # -- shared -----------------------------------------------------------------------------
 
     async def _connection(self) -> Any:
         driver = self._driver
-        if driver is not None and not driver.is_closed():
+        if driver is not None and not self._is_closed(driver):
             return driver
         if self._conn is not None:
             await self._discard()
         conn = await self._db.engine.connect()
         try:
+            await self._prepare(conn)
             driver = (await conn.get_raw_connection()).driver_connection
         except BaseException:
             await conn.close()
@@ -128,7 +189,7 @@ class PostgresSink(Sink):
         conn, driver = self._conn, self._driver
         self._conn = self._driver = None
         if driver is not None:
-            driver.terminate()
+            self._terminate(driver)
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.invalidate()
@@ -139,34 +200,33 @@ class PostgresSink(Sink):
         driver = self._driver
         if driver is None:
             return
-        if not isinstance(exc, Exception) or driver.is_closed():
+        if not isinstance(exc, Exception) or self._is_closed(driver):
             await self._discard()  # cancelled halfway, or lost
             return
-        if driver.is_in_transaction():
+        if self._in_transaction(driver):
             try:
-                await driver.execute("ROLLBACK")
+                await self._command(driver, "ROLLBACK")
             except BaseException:
                 await self._discard()
                 raise
+        elif not self._is_idle(driver):
+            await self._discard()  # a statement still running: its outcome is unknown
+
+    async def _statement(self, driver: Any, rows: Sequence[Row]) -> Any:
+        texts = joined_columns(rows)
+        if texts is None:
+            return await self._value(driver, INSERT_ARRAYS_SQL, *map(list, zip(*rows, strict=True)))
+        return await self._value(driver, INSERT_TEXT_SQL, *texts, len(rows))
 
     async def _insert_once(self, rows: Sequence[Row]) -> int:
         driver = await self._connection()
         try:
             if len(rows) <= PG_STATEMENT_MAX_ROWS:
-                texts = joined_columns(rows)
-                if texts is None:
-                    last = await driver.fetchval(_PG_INSERT_ARRAYS_SQL, *zip(*rows, strict=True))
-                else:
-                    last = await driver.fetchval(_PG_INSERT_TEXT_SQL, *texts, len(rows))
-                return check_last_seq(last)
-            await driver.execute("BEGIN")
-            last_seq = check_last_seq(await driver.fetchval(_PG_BUMP_SQL, len(rows)))
-            await driver.copy_records_to_table(
-                EVENT_TABLE.name,
-                records=[(*r, seq) for seq, r in enumerate(rows, last_seq - len(rows) + 1)],
-                columns=_COLUMN_NAMES,
-            )
-            await driver.execute("COMMIT")
+                return check_last_seq(await self._statement(driver, rows))
+            await self._command(driver, "BEGIN")
+            last_seq = check_last_seq(await self._value(driver, BUMP_SQL, len(rows)))
+            await self._copy(driver, rows, last_seq - len(rows) + 1)
+            await self._command(driver, "COMMIT")
             return last_seq
         except BaseException as exc:
             await self._recover(exc)
@@ -176,7 +236,7 @@ class PostgresSink(Sink):
         try:
             return await self._insert_once(rows)
         except Exception as exc:
-            if self._driver is not None or not lost_connection(exc):
+            if self._driver is not None or not self._lost(exc):
                 raise
         return await self._insert_once(rows)  # once more, on a new connection
 
@@ -192,7 +252,7 @@ class PostgresSink(Sink):
         raised. A lost connection is survived as in :meth:`insert`: the rows
         made so far, and the rest, go again on a new connection.
         """
-        stream = _CopyStream(chunks)
+        stream = CopyStream(chunks)
         try:
             return await self._stream_once(count, stream)
         except Exception:
@@ -206,21 +266,16 @@ class PostgresSink(Sink):
         check_count(count, len(rows))
         return await self._insert_once(rows)
 
-    async def _stream_once(self, count: int, stream: _CopyStream) -> int:
+    async def _stream_once(self, count: int, stream: CopyStream) -> int:
         driver = await self._connection()
         try:
-            await driver.execute("BEGIN")
-            last_seq = check_last_seq(await driver.fetchval(_PG_BUMP_SQL, count))
-            await driver.copy_to_table(
-                EVENT_TABLE.name,
-                source=stream.lines(last_seq - count + 1),
-                columns=_COLUMN_NAMES,
-                format="text",
-            )
+            await self._command(driver, "BEGIN")
+            last_seq = check_last_seq(await self._value(driver, BUMP_SQL, count))
+            await self._copy_stream(driver, stream.lines(last_seq - count + 1))
             if stream.error is not None:
                 raise stream.error
             check_count(count, stream.rows)
-            await driver.execute("COMMIT")
+            await self._command(driver, "COMMIT")
             return last_seq
         except BaseException as exc:
             await self._recover(exc)
@@ -237,13 +292,14 @@ class PostgresSink(Sink):
             await conn.close()
 
 
-class _CopyStream:
+class CopyStream:
     """Feeds ``COPY`` from an iterator of row chunks, keeping what it sent.
 
     An exception from the iterator ends the input (so the ``COPY`` completes
     and the transaction can be rolled back cleanly) and is kept in ``error``,
-    rather than being raised inside the driver, which would cancel the
-    statement through a second connection.
+    rather than being raised inside the driver, which would abort the
+    ``COPY`` in ways that differ from one driver to the next (asyncpg cancels
+    the statement through a second connection).
     """
 
     def __init__(self, chunks: Iterator[Sequence[Row]]) -> None:
@@ -267,8 +323,29 @@ class _CopyStream:
                 self.rows += len(chunk)
 
 
+def make_sink(db: Database) -> PostgresSink:
+    """The sink of ``db``'s driver (imported only now: the other may not be installed)."""
+    if db.engine.dialect.driver == "psycopg":
+        from ._psycopg import PsycopgSink
+
+        return PsycopgSink(db)
+    from ._asyncpg import AsyncpgSink
+
+    return AsyncpgSink(db)
+
+
 def lost_connection(exc: BaseException) -> bool:
-    """True for a failure of the connection itself (not of the statement)."""
-    return isinstance(
-        exc, (*_CONNECTION_ERRORS, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
-    )
+    """True for a failure of the connection itself (not of the statement), from either
+    driver: the exception's own package says which one raised it."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    package = type(exc).__module__.partition(".")[0]
+    if package == "asyncpg":
+        from ._asyncpg import lost_connection as asyncpg_lost
+
+        return asyncpg_lost(exc)
+    if package == "psycopg":
+        from ._psycopg import lost_connection as psycopg_lost
+
+        return psycopg_lost(exc)
+    return False

@@ -1,0 +1,68 @@
+"""The PostgreSQL sink's calls through asyncpg (see ``_sink`` for what they make up).
+
+A batch's ``COPY`` goes in asyncpg's binary format (``copy_records_to_table``),
+a streamed one as text (``_copy`` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..._schema import EVENT_TABLE
+from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, PostgresSink
+
+if TYPE_CHECKING:
+    from ..._models import Row
+
+__all__ = ["AsyncpgSink", "lost_connection"]
+
+
+class AsyncpgSink(PostgresSink):
+    """:class:`PostgresSink` on an asyncpg connection (which runs each call to its end)."""
+
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        pass  # asyncpg outside a transaction block commits each statement on its own
+
+    def _is_closed(self, driver: Any) -> bool:
+        return bool(driver.is_closed())
+
+    def _in_transaction(self, driver: Any) -> bool:
+        return bool(driver.is_in_transaction())
+
+    def _is_idle(self, driver: Any) -> bool:
+        return not driver.is_in_transaction()
+
+    def _terminate(self, driver: Any) -> None:
+        driver.terminate()
+
+    async def _command(self, driver: Any, sql: str) -> None:
+        await driver.execute(sql)
+
+    async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
+        return await driver.fetchval(sql, *args)
+
+    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
+        await driver.copy_records_to_table(
+            EVENT_TABLE.name,
+            records=[(*r, seq) for seq, r in enumerate(rows, first_seq)],
+            columns=COLUMN_NAMES,
+        )
+
+    async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
+        await driver.copy_to_table(
+            EVENT_TABLE.name, source=lines, columns=COLUMN_NAMES, format="text"
+        )
+
+    def _lost(self, exc: BaseException) -> bool:
+        return lost_connection(exc)
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """True for a failure of the connection itself (not of the statement)."""
+    return isinstance(
+        exc, (*CONNECTION_ERRORS, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+    )
