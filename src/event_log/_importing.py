@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from ._errors import InvalidEventError, translate_storage_errors
 from ._models import Event, Row, check_text, prepare_event
@@ -139,7 +139,7 @@ async def _insert_new(db: Database, rows: Sequence[Row]) -> int:
             last_seq = await reserve_seq(db, conn, len(rows))
             fresh = await _new_rows(conn, rows)
             if fresh:
-                sql = str(insert(EVENT_TABLE).compile(dialect=conn.dialect))
+                sql = db.backend.insert_sql(conn.dialect)
                 await conn.exec_driver_sql(sql, db.backend.bind_rows(fresh, last_seq))
     return len(fresh)
 

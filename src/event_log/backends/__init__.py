@@ -85,11 +85,8 @@ def backend_for_url(url: URL) -> Backend:
         )
     module = backend.drivers[driver]
     if not _installed(module):
-        hint = (
-            f"pip install 'event-log[{backend.extra}]'"
-            if backend.extra
-            else f"pip install {module}"
-        )
+        extra = backend.extra_for(driver)
+        hint = f"pip install 'event-log[{extra}]'" if extra else f"pip install {module}"
         raise MissingDriverError(
             f"{url.get_backend_name()}+{driver}:// needs the {module} driver, which is not "
             f"installed: {hint}"

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from sqlalchemy import ColumnElement, Delete, delete, not_, select
-from sqlalchemy.engine import URL
+from sqlalchemy import ColumnElement, Delete, delete, insert, not_, select
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
@@ -84,6 +84,10 @@ class Backend(ABC):
 
     # -- connection set-up ------------------------------------------------------------------
 
+    def extra_for(self, driver: str) -> str | None:
+        """The optional dependency set that installs ``driver`` (one of ``drivers``)."""
+        return self.extra
+
     @abstractmethod
     def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
         """An engine for ``url`` tuned for an append-heavy event log."""
@@ -128,6 +132,10 @@ class Backend(ABC):
         """Rows numbered up to ``last_seq``, their timestamps in this driver's bind form."""
         first = last_seq - len(rows) + 1
         return [(*r, seq) for seq, r in enumerate(rows, first)]
+
+    def insert_sql(self, dialect: Dialect) -> str:
+        """The INSERT of one ``event_log`` row, run with :meth:`bind_rows`' tuples."""
+        return str(insert(EVENT_TABLE).compile(dialect=dialect))
 
     def make_sink(self, db: Database) -> Sink:
         """The fastest way to write batches into ``db``."""

@@ -13,11 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
-
-from .._schema import EVENT_TABLE
 
 if TYPE_CHECKING:
     from .._database import Database
@@ -100,7 +97,7 @@ class EngineSink(Sink):
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._sql = str(insert(EVENT_TABLE).compile(dialect=db.engine.dialect))
+        self._sql = db.backend.insert_sql(db.engine.dialect)
 
     async def insert(self, rows: Sequence[Row]) -> int:
         async with self._db.begin() as conn:

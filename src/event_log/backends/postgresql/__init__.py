@@ -1,6 +1,7 @@
-"""PostgreSQL: the server backend for many writers. A write path of its own (one
-statement or a COPY per batch, see ``_sink``), LISTEN/NOTIFY wake-ups for
-``follow()``, jsonb filters, optional time partitions and a GIN data index."""
+"""PostgreSQL: the server backend for many writers, through asyncpg or psycopg 3. A
+write path of its own (one statement or a COPY per batch, see ``_sink``),
+LISTEN/NOTIFY wake-ups for ``follow()``, jsonb filters, optional time partitions
+and a GIN data index. Only the driver the engine's URL names is imported."""
 
 from __future__ import annotations
 
@@ -106,12 +107,15 @@ class PostgresPartitions(Partitions):
 
 
 class PostgreSQLBackend(Backend):
-    """PostgreSQL through asyncpg."""
+    """PostgreSQL through asyncpg or psycopg 3 (``postgresql+psycopg://``)."""
 
     name: ClassVar[BackendName] = "postgresql"
     extra = "postgresql"
-    drivers: ClassVar[dict[str, str]] = {"asyncpg": "asyncpg"}
+    drivers: ClassVar[dict[str, str]] = {"asyncpg": "asyncpg", "psycopg": "psycopg"}
     partitions = PostgresPartitions()
+
+    def extra_for(self, driver: str) -> str | None:
+        return "psycopg" if driver == "psycopg" else self.extra
 
     def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
@@ -123,7 +127,9 @@ class PostgreSQLBackend(Backend):
         return JSONB()
 
     def json_loader(self) -> Callable[[Any], Any] | None:
-        return None  # the driver's jsonb codec already decodes it
+        # Both drivers decode jsonb themselves: asyncpg through the codec
+        # SQLAlchemy's dialect sets, psycopg through its own jsonb loader.
+        return None
 
     def seq_statements(self, count: int) -> tuple[str, ...]:
         # The same UPDATE also queues a NOTIFY, which the server delivers when
@@ -134,10 +140,19 @@ class PostgreSQLBackend(Backend):
             f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped",
         )
 
-    def make_sink(self, db: Database) -> Sink:
-        from ._sink import PostgresSink
+    def insert_sql(self, dialect: Dialect) -> str:
+        if dialect.driver != "psycopg":
+            return super().insert_sql(dialect)
+        # SQLAlchemy's psycopg dialect names its placeholders (%(id)s), which
+        # take mappings; bind_rows' tuples take positional ones.
+        columns = [column.name for column in EVENT_TABLE.columns]
+        placeholders = ", ".join(["%s"] * len(columns))
+        return f"INSERT INTO {EVENT_TABLE.name} ({', '.join(columns)}) VALUES ({placeholders})"
 
-        return PostgresSink(db)
+    def make_sink(self, db: Database) -> Sink:
+        from ._sink import make_sink
+
+        return make_sink(db)
 
     def lost_connection(self, exc: BaseException) -> bool:
         from ._sink import lost_connection
@@ -180,6 +195,10 @@ class PostgreSQLBackend(Backend):
         return delete(EVENT_TABLE).where(_c.timestamp < cutoff, _c.id.in_(oldest.scalar_subquery()))
 
     async def listen(self, db: Database, wake: Callable[..., None]) -> Listener | None:
+        if db.engine.dialect.driver == "psycopg":
+            from ._psycopg import listen as psycopg_listen
+
+            return await psycopg_listen(db, NOTIFY_CHANNEL, wake)
         from ._listen import listen
 
         return await listen(db, NOTIFY_CHANNEL, wake)

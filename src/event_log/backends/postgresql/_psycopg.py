@@ -1,0 +1,173 @@
+"""PostgreSQL through psycopg 3: the sink's calls (see ``_sink``) and the LISTEN connection.
+
+Both use a connection of the engine's pool, so they connect with the engine's
+URL, options and adapters, switched to autocommit (SQLAlchemy switches it
+back when the connection returns to the pool): a one-statement batch is then
+its own transaction, with no ``BEGIN`` round trip before it, and a LISTEN
+connection hears every commit at once. The sink's statements go through raw
+cursors, whose placeholders (``$1``) are the server's own, so the SQL is the
+one the asyncpg sink sends. Its ``COPY`` is text (``_copy``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..._schema import EVENT_TABLE
+from .._backend import Listener
+from ._copy import copy_text
+from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, PostgresSink
+
+if TYPE_CHECKING:
+    from ..._database import Database
+    from ..._models import Row
+
+__all__ = ["PsycopgListener", "PsycopgSink", "listen", "lost_connection"]
+
+_log = logging.getLogger("event_log")
+
+_COPY_SQL = f"COPY {EVENT_TABLE.name} ({', '.join(COLUMN_NAMES)}) FROM STDIN"
+# A large batch goes to COPY in pieces of this many rows, so the server stores
+# the first ones while the rest are formatted.
+_COPY_PIECE = 1000
+# Server errors that end the session: admin_shutdown, crash_shutdown, cannot_connect_now.
+_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
+
+
+async def _autocommit(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """``conn``'s psycopg connection, in autocommit until it returns to the pool."""
+    await conn.execution_options(isolation_level="AUTOCOMMIT")
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection)
+    return driver
+
+
+class PsycopgSink(PostgresSink):
+    """:class:`PostgresSink` on a psycopg ``AsyncConnection`` in autocommit."""
+
+    async def _prepare(self, conn: AsyncConnection) -> None:
+        await _autocommit(conn)
+
+    def _is_closed(self, driver: Any) -> bool:
+        return bool(driver.closed or driver.broken)
+
+    def _in_transaction(self, driver: Any) -> bool:
+        status = driver.info.transaction_status
+        return bool(status in (TransactionStatus.INTRANS, TransactionStatus.INERROR))
+
+    def _is_idle(self, driver: Any) -> bool:
+        return bool(driver.info.transaction_status == TransactionStatus.IDLE)
+
+    def _terminate(self, driver: Any) -> None:
+        driver.pgconn.finish()  # closes the socket now, whatever is under way
+
+    async def _command(self, driver: Any, sql: str) -> None:
+        await driver.execute(sql, prepare=False)
+
+    async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
+        async with psycopg.AsyncRawCursor(driver, row_factory=tuple_row) as cursor:
+            await cursor.execute(sql, args)
+            row = await cursor.fetchone()
+        return None if row is None else row[0]
+
+    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
+        async with (
+            psycopg.AsyncRawCursor(driver) as cursor,
+            cursor.copy(_COPY_SQL) as copy,
+        ):
+            for start in range(0, len(rows), _COPY_PIECE):
+                piece = rows[start : start + _COPY_PIECE]
+                await copy.write(copy_text(piece, first_seq + start))
+
+    async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
+        async with (
+            psycopg.AsyncRawCursor(driver) as cursor,
+            cursor.copy(_COPY_SQL) as copy,
+        ):
+            async for line in lines:
+                await copy.write(line)
+
+    def _lost(self, exc: BaseException) -> bool:
+        return lost_connection(exc)
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """True for a failure of the connection itself (not of the statement).
+
+    psycopg raises ``OperationalError`` for both: a lost connection has no
+    SQLSTATE (the client noticed), or a connection-exception one (class 08),
+    or says the server ended the session.
+    """
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _SESSION_ENDED
+
+
+class PsycopgListener(Listener):
+    """One connection of the engine's pool doing ``LISTEN``, and the task reading it."""
+
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        driver: psycopg.AsyncConnection[Any],
+        channel: str,
+        wake: Callable[..., None],
+    ) -> None:
+        self._conn = conn
+        self._driver = driver
+        self._channel = channel
+        self._wake = wake
+        self._task = asyncio.create_task(self._consume(), name=f"event_log LISTEN {channel}")
+
+    async def _consume(self) -> None:
+        try:
+            async for _ in self._driver.notifies():
+                self._wake()
+        except psycopg.Error as exc:
+            # Followers still poll, so they carry on, only slower for other
+            # writers' events (this logger's own still wake them at once).
+            _log.warning(
+                "event_log: stopped listening for commits on %r (%s); followers poll",
+                self._channel,
+                exc,
+            )
+
+    async def close(self) -> None:
+        self._task.cancel()
+        clean = False
+        try:
+            await asyncio.wait([self._task])
+            # The reader was waiting between notifications: the connection is idle
+            # and goes back to the pool, unless it was lost.
+            with contextlib.suppress(Exception):
+                await self._driver.execute(f"UNLISTEN {self._channel}", prepare=False)
+                clean = True
+        finally:
+            if not clean:
+                with contextlib.suppress(Exception):
+                    await self._conn.invalidate()
+            await self._conn.close()
+
+
+async def listen(db: Database, channel: str, wake: Callable[..., None]) -> PsycopgListener:
+    """Call ``wake`` on every notification on ``channel``, from a connection of ``db``'s."""
+    conn = await db.engine.connect()
+    try:
+        driver = await _autocommit(conn)
+        await driver.execute(f"LISTEN {channel}", prepare=False)
+    except BaseException:
+        await conn.close()
+        raise
+    return PsycopgListener(conn, driver, channel, wake)
