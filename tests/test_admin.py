@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from event_log import MAX_BUCKETS, MAX_PAGE_SIZE, EventLogger, admin
+from event_log import DEFAULT_URL, MAX_BUCKETS, MAX_PAGE_SIZE, EventLogger, admin
 from event_log._queries import MAX_BUCKETS as PRIVATE_MAX_BUCKETS
 from event_log._queries import MAX_PAGE_SIZE as PRIVATE_MAX_PAGE_SIZE
 
@@ -82,3 +82,24 @@ async def test_partition_on_postgres(postgres_only_url: str) -> None:
     assert await admin.partitions(postgres_only_url) == report.partitions
     plain = await admin.partition(postgres_only_url, "none")
     assert (plain.was, plain.now, plain.partitions) == ("day", None, [])
+
+
+def test_database_url() -> None:
+    assert str(admin.database_url("sqlite:///x.db")) == "sqlite+aiosqlite:///x.db"
+    assert str(admin.database_url("postgresql://u@h/db")) == "postgresql+asyncpg://u@h/db"
+    assert str(admin.database_url("postgresql+psycopg://u@h/db")) == "postgresql+psycopg://u@h/db"
+    assert str(admin.database_url("mysql://u@h/db")) == "mysql+asyncmy://u@h/db"
+    with pytest.raises(ValueError, match="unsupported database 'nope'"):
+        admin.database_url("nope://")
+    with pytest.raises(ValueError, match="not a database URL"):
+        admin.database_url("::not a url::")
+    with pytest.raises(ValueError, match=r"'pymysql'.*mysql\+asyncmy") as caught:
+        admin.database_url("mysql+pymysql://u:secret@h/db")
+    assert "secret" not in str(caught.value)
+
+
+def test_database_url_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT_LOG_URL", "sqlite:///from-env.db")
+    assert str(admin.database_url()) == "sqlite+aiosqlite:///from-env.db"
+    monkeypatch.delenv("EVENT_LOG_URL")
+    assert str(admin.database_url()) == DEFAULT_URL

@@ -191,3 +191,13 @@ def test_serve_without_the_web_extra_names_it(tmp_path: Path) -> None:
     assert "pip install 'event-log[web]'" in lines[0]
     # The rest of the command line works without it.
     assert without(tmp_path, "fastapi", "uvicorn", "starlette").returncode == 0
+
+
+def test_a_driver_that_is_not_installed_is_named_in_one_line(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/x"
+    result = without(tmp_path, "psycopg", args=("--url", url, "query"))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert "event-log[psycopg]" in lines[0]

@@ -10,6 +10,7 @@ from ._errors import (
     QueueFullError,
     StorageError,
 )
+from ._errors import MissingDriverError as MissingDriverError
 from ._filters import EventFilter
 from ._importing import ImportResult as ImportResult
 from ._legacy import ImportSourceError as ImportSourceError

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._engine import create_engine, resolve_url
@@ -46,6 +47,7 @@ __all__ = [
     "check",
     "current_revision",
     "database_file",
+    "database_url",
     "downgrade",
     "head_revision",
     "partition",
@@ -126,6 +128,41 @@ def revisions() -> list[SchemaRevision]:
             )
         )
     return found
+
+
+def database_url(url: str | URL | None = None) -> URL:
+    """The database URL event-log would use: ``url``, else ``$EVENT_LOG_URL``, else
+    ``DEFAULT_URL``, checked before anything connects.
+
+    A bare database name gets its default async driver (``sqlite:///x.db`` is
+    ``sqlite+aiosqlite:///x.db``, ``postgresql://`` asyncpg, ``mysql://`` asyncmy).
+    ``ValueError`` (one line, password hidden) for text that is no URL, a
+    database event-log does not run on, or a driver it does not run on.
+    """
+    try:
+        resolved = resolve_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"{url!r} is not a database URL ({exc})") from None
+    shown = resolved.render_as_string(hide_password=True)
+    name = resolved.get_backend_name()
+    try:
+        backend = backend_named(name)
+    except ValueError:
+        raise ValueError(
+            f"unsupported database {name!r} in {shown}: use sqlite+aiosqlite:///FILE, "
+            "postgresql+asyncpg://USER@HOST/DB or mysql+asyncmy://USER@HOST/DB"
+        ) from None
+    drivers = list(backend.drivers)
+    if resolved.drivername == name:
+        return resolved.set(drivername=f"{name}+{drivers[0]}")
+    driver = resolved.get_driver_name()
+    if driver not in drivers:
+        choices = " or ".join(f"{name}+{d}://..." for d in drivers)
+        raise ValueError(
+            f"driver {driver!r} in {shown} is not async, or not one event-log runs on: "
+            f"use {choices}"
+        )
+    return resolved
 
 
 def database_file(url: str | URL | None = None) -> Path | None:

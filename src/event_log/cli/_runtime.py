@@ -17,17 +17,16 @@ from typing import Any, TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 
 from event_log import (
-    DEFAULT_URL,
     MAX_PAGE_SIZE,
     Event,
     EventFilter,
     EventLogger,
     ImportSourceError,
     InvalidEventError,
+    MissingDriverError,
     StorageError,
     admin,
 )
@@ -52,14 +51,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-# The async drivers event-log runs on; a bare backend name gets its driver.
-_DRIVERS = {
-    "sqlite": "aiosqlite",
-    "postgresql": "asyncpg",
-    "mysql": "asyncmy",
-    "mariadb": "asyncmy",
-}
-
 
 class CliError(click.ClickException):
     """A failure the user can act on: printed as one line, exit status 1."""
@@ -69,31 +60,12 @@ class CliError(click.ClickException):
 
 def parse_url(text: str | None) -> URL:
     """The database URL: ``text`` (the option or ``$EVENT_LOG_URL``), else the default
-    SQLite file.
-
-    ``sqlite:///x.db``, ``postgresql://...`` and ``mysql://...`` (MariaDB) get their
-    async driver; any other backend or driver is a usage error.
-    """
+    SQLite file; a bare database name gets its async driver (``admin.database_url``).
+    One the library cannot run on is a usage error."""
     try:
-        url = make_url(text if text is not None else DEFAULT_URL)
-    except ArgumentError as exc:
-        raise click.BadParameter(f"{text!r} is not a database URL ({exc})") from None
-    backend = url.get_backend_name()
-    if backend not in _DRIVERS:
-        raise click.BadParameter(
-            f"unsupported database {backend!r} in {display_url(url)}: use "
-            "sqlite+aiosqlite:///FILE, postgresql+asyncpg://USER@HOST/DB or "
-            "mysql+asyncmy://USER@HOST/DB"
-        )
-    driver = url.get_driver_name()
-    if url.drivername == backend:
-        url = url.set(drivername=f"{backend}+{_DRIVERS[backend]}")
-    elif driver != _DRIVERS[backend]:
-        raise click.BadParameter(
-            f"driver {driver!r} in {display_url(url)} is not async: use "
-            f"{backend}+{_DRIVERS[backend]}://..."
-        )
-    return url
+        return admin.database_url(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 class Settings:
@@ -138,12 +110,13 @@ def describe_error(exc: BaseException) -> str:
 @contextmanager
 def expected_errors(url: URL | None = None) -> Iterator[None]:
     """Failures people can fix become :class:`CliError` (a database failure, an unreadable
-    import file) or a usage error (an invalid event): one line, no traceback."""
+    import file, a driver not installed) or a usage error (an invalid event): one line,
+    no traceback."""
     try:
         yield
     except InvalidEventError as exc:
         raise click.UsageError(str(exc)) from None
-    except ImportSourceError as exc:
+    except (ImportSourceError, MissingDriverError) as exc:
         raise CliError(str(exc)) from None
     except StorageError as exc:
         where = f" ({display_url(url)})" if url is not None else ""
