@@ -103,3 +103,11 @@ def test_database_url_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPa
     assert str(admin.database_url()) == "sqlite+aiosqlite:///from-env.db"
     monkeypatch.delenv("EVENT_LOG_URL")
     assert str(admin.database_url()) == DEFAULT_URL
+
+
+def test_features() -> None:
+    assert admin.features("sqlite+aiosqlite://") == admin.Features(False, False)
+    assert admin.features("mysql+asyncmy://u@h/db") == admin.Features(False, False)
+    assert admin.features("postgresql+asyncpg://u@h/db") == admin.Features(True, True)
+    with pytest.raises(ValueError, match="unsupported database"):
+        admin.features("nope://")

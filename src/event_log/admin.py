@@ -27,7 +27,7 @@ from ._errors import EventLogError, translate_storage_errors
 from ._migrate import alembic_config
 from ._stats import TableStats
 from ._stats import table_stats as _table_stats
-from .backends import backend_named
+from .backends import Backend, backend_named
 from .backends.postgresql._data_index import DATA_INDEX_NAME
 from .backends.postgresql._partitions import Partition, list_partitions, partitioning
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATA_INDEX_NAME",
+    "Features",
     "Partition",
     "PartitionReport",
     "RevisionChange",
@@ -49,6 +50,7 @@ __all__ = [
     "database_file",
     "database_url",
     "downgrade",
+    "features",
     "head_revision",
     "partition",
     "partitions",
@@ -130,32 +132,39 @@ def revisions() -> list[SchemaRevision]:
     return found
 
 
+def _backend_of(url: URL) -> Backend | None:
+    """The backend of ``url``'s database (its driver unchecked); None for one event-log
+    does not run on. The registry knows the names: nothing here spells one."""
+    try:
+        return backend_named(url.drivername.partition("+")[0])
+    except ValueError:
+        return None
+
+
 def database_url(url: str | URL | None = None) -> URL:
     """The database URL event-log would use: ``url``, else ``$EVENT_LOG_URL``, else
     ``DEFAULT_URL``, checked before anything connects.
 
-    A bare database name gets its default async driver (``sqlite:///x.db`` is
-    ``sqlite+aiosqlite:///x.db``, ``postgresql://`` asyncpg, ``mysql://`` asyncmy).
-    ``ValueError`` (one line, password hidden) for text that is no URL, a
-    database event-log does not run on, or a driver it does not run on.
+    A bare database name gets its backend's default async driver
+    (``sqlite:///x.db`` is ``sqlite+aiosqlite:///x.db``). ``ValueError`` (one
+    line, password hidden) for text that is no URL, a database event-log does
+    not run on, or a driver it does not run on.
     """
     try:
         resolved = resolve_url(url)
     except ArgumentError as exc:
         raise ValueError(f"{url!r} is not a database URL ({exc})") from None
     shown = resolved.render_as_string(hide_password=True)
-    name = resolved.get_backend_name()
-    try:
-        backend = backend_named(name)
-    except ValueError:
+    name, plus, driver = resolved.drivername.partition("+")
+    backend = _backend_of(resolved)
+    if backend is None:
         raise ValueError(
             f"unsupported database {name!r} in {shown}: use sqlite+aiosqlite:///FILE, "
             "postgresql+asyncpg://USER@HOST/DB or mysql+asyncmy://USER@HOST/DB"
-        ) from None
+        )
     drivers = list(backend.drivers)
-    if resolved.drivername == name:
+    if not plus:
         return resolved.set(drivername=f"{name}+{drivers[0]}")
-    driver = resolved.get_driver_name()
     if driver not in drivers:
         choices = " or ".join(f"{name}+{d}://..." for d in drivers)
         raise ValueError(
@@ -169,12 +178,30 @@ def database_file(url: str | URL | None = None) -> Path | None:
     """The file that holds the database at ``url`` (SQLite); None for servers and for
     in-memory SQLite. Readers check it exists first: connecting would create it."""
     resolved = resolve_url(url)
-    try:
-        backend = backend_named(resolved.get_backend_name())
-    except ValueError:  # not a database event-log runs on: no file of ours
-        return None
-    path = backend.file_path(resolved)
+    backend = _backend_of(resolved)
+    path = None if backend is None else backend.file_path(resolved)
     return Path(path).expanduser() if path else None
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the database at a URL can have beyond the event log itself: time
+    ``partitions`` (see :func:`partition`) and the optional ``data_index`` that
+    serves ``data_contains`` (see :func:`event_log.create_data_index`)."""
+
+    partitions: bool
+    data_index: bool
+
+
+def features(url: str | URL | None = None) -> Features:
+    """What the database at ``url`` supports (nothing is connected to). ``ValueError`` for
+    a database event-log does not run on."""
+    backend = _backend_of(resolve_url(url))
+    if backend is None:
+        raise ValueError(f"event-log does not run on {database_url(url)}")
+    # A backend that has the index implements its creation; the base class's says no.
+    has_index = type(backend).create_data_index is not Backend.create_data_index
+    return Features(partitions=backend.partitions is not None, data_index=has_index)
 
 
 @asynccontextmanager

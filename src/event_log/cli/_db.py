@@ -85,13 +85,13 @@ def db_partition(settings: Settings, by: str, ahead: int | None) -> None:
     partitions ahead (loggers also do that by themselves).
     """
     url = settings.url
-    if url.get_backend_name() != "postgresql":
+    if not admin.features(url).partitions:
         if by == "none":
-            click.echo(f"{display_url(url)} is not PostgreSQL: event_log is a plain table.")
+            click.echo(f"{display_url(url)} has no time partitions: event_log is a plain table.")
             return
         raise click.UsageError(
-            f"time partitioning needs PostgreSQL; {display_url(url)} is "
-            f"{url.get_backend_name()} (prune deletes in batches there)"
+            f"time partitioning needs PostgreSQL; {display_url(url)} has no time partitions "
+            "(prune deletes in batches there)"
         )
     try:
         report = run(admin.partition(url, by, ahead=ahead), url=url)
@@ -172,11 +172,10 @@ def db_index_data(settings: Settings) -> None:
     it exists. SQLite and MariaDB have no such index: nothing is built there.
     """
     url = settings.url
-    if url.get_backend_name() != "postgresql":
-        backend = "SQLite" if url.get_backend_name() == "sqlite" else "MariaDB"
+    if not admin.features(url).data_index:
         click.echo(
-            f"Nothing to build: {display_url(url)} is {backend}, which has no index for "
-            "JSON containment (data filters read each row's data)."
+            f"Nothing to build: {display_url(url)} has no index for JSON containment "
+            "(data filters read each row's data)."
         )
         return
 
