@@ -180,7 +180,7 @@ def test_stats_on_postgres_shows_dead_rows(postgres_only_url: str) -> None:
 # -- import --from-sqlite -----------------------------------------------------------------
 
 LAYOUTS = {
-    # ADR 017: data is JSON text or NULL.
+    # The original design: data is JSON text or NULL.
     "event_log": """CREATE TABLE event_log (
         id TEXT PRIMARY KEY, event_type TEXT NOT NULL, source TEXT NOT NULL,
         task_id TEXT, agent_id TEXT, data TEXT, timestamp TEXT NOT NULL)""",

@@ -4,7 +4,7 @@ The original system wrote SQLite files in one of two layouts, both with the
 columns ``id, event_type, source, task_id, agent_id, data, timestamp`` as
 ``TEXT``:
 
-- table ``event_log`` (ADR 017): ``data`` is JSON text or NULL;
+- table ``event_log`` (the original design): ``data`` is JSON text or NULL;
 - table ``events`` (the later ``data/events.db``): ``task_id`` and
   ``agent_id`` default to ``''`` and ``data`` to ``'{}'``.
 
