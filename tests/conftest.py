@@ -1,10 +1,11 @@
-"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL (plain and
-with event_log partitioned by day), MariaDB.
+"""Backends for the contract suite: in-memory SQLite, file SQLite, PostgreSQL (plain,
+through psycopg 3, and with event_log partitioned by day), MariaDB.
 
 PostgreSQL tests use ``$EVENT_LOG_TEST_POSTGRES_URL`` (an SQLAlchemy asyncpg URL
 of a database the tests may create databases from; default
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``). The session makes a
-fresh database and every test starts from an empty ``public`` schema.
+fresh database and every test starts from an empty ``public`` schema. The
+``postgres-psycopg`` backend is that database with the URL's driver swapped.
 
 MariaDB tests use ``$EVENT_LOG_TEST_MARIADB_URL`` (an SQLAlchemy asyncmy URL of
 a user who may create databases; default
@@ -42,12 +43,23 @@ SQLITE_MEMORY = pytest.param("sqlite-memory", marks=pytest.mark.sqlite, id="sqli
 SQLITE_FILE = pytest.param("sqlite-file", marks=pytest.mark.sqlite, id="sqlite-file")
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres, id="postgres")
 MARIADB = pytest.param("mariadb", marks=pytest.mark.mariadb, id="mariadb")
+# PostgreSQL through psycopg 3: the same database, the URL's driver swapped.
+POSTGRES_PSYCOPG = pytest.param(
+    "postgres-psycopg", marks=pytest.mark.postgres, id="postgres-psycopg"
+)
 # PostgreSQL with event_log partitioned by day (upgrade(url, partition="day")).
 POSTGRES_PARTITIONED = pytest.param(
     "postgres-partitioned", marks=pytest.mark.postgres, id="postgres-partitioned"
 )
-ALL_BACKENDS = [SQLITE_MEMORY, SQLITE_FILE, POSTGRES, POSTGRES_PARTITIONED, MARIADB]
-MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES, MARIADB]
+ALL_BACKENDS = [
+    SQLITE_MEMORY,
+    SQLITE_FILE,
+    POSTGRES,
+    POSTGRES_PSYCOPG,
+    POSTGRES_PARTITIONED,
+    MARIADB,
+]
+MIGRATABLE_BACKENDS = [SQLITE_FILE, POSTGRES, POSTGRES_PSYCOPG, MARIADB]
 
 
 def _in_ci() -> bool:
@@ -105,6 +117,11 @@ def postgres_url() -> Iterator[str]:
 
 def _reset_postgres(url: str) -> None:
     _admin(url, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+
+def psycopg_url(url: str) -> str:
+    """``url`` (a PostgreSQL URL of any driver) through psycopg 3."""
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 async def _mariadb_admin_async(url: str, statements: list[str]) -> None:
@@ -186,6 +203,8 @@ def _backend_url(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> s
     _reset_postgres(url)
     if name == "postgres-partitioned":
         _partition(url)
+    if name == "postgres-psycopg":
+        return psycopg_url(url)
     return url
 
 
@@ -195,9 +214,17 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _backend_url(request.param, request, tmp_path)
 
 
+# The command line takes PostgreSQL URLs of asyncpg only (its parse_url refuses
+# postgresql+psycopg://), so its tests leave the psycopg backend out.
+_CLI_TEST_MODULES = ("test_cli", "test_cli_process", "test_cli_retention")
+
+
 @pytest.fixture(params=MIGRATABLE_BACKENDS)
 def migratable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database that outlives one connection (file SQLite, PostgreSQL, MariaDB)."""
+    """An empty database that outlives one connection (file SQLite, PostgreSQL through
+    each driver, MariaDB)."""
+    if request.param == "postgres-psycopg" and request.module.__name__ in _CLI_TEST_MODULES:
+        pytest.skip("the command line takes only postgresql+asyncpg:// for PostgreSQL")
     return _backend_url(request.param, request, tmp_path)
 
 
@@ -238,6 +265,18 @@ def partitioned_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(params=[POSTGRES])
 def postgres_only_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty PostgreSQL database, for the tests of PostgreSQL's own behaviour."""
+    return _backend_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=[POSTGRES, POSTGRES_PSYCOPG])
+def postgres_driver_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty PostgreSQL database through each driver in turn (asyncpg, psycopg 3)."""
+    return _backend_url(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=[POSTGRES_PSYCOPG])
+def psycopg_only_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty PostgreSQL database through psycopg 3 (``postgresql+psycopg://``)."""
     return _backend_url(request.param, request, tmp_path)
 
 

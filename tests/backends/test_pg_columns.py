@@ -90,13 +90,13 @@ events = st.fixed_dictionaries(
 )
 @given(batch=st.lists(events, min_size=1, max_size=6))
 async def test_any_values_read_back_exactly_from_a_group_statement(
-    postgres_only_url: str, batch: list[dict[str, Any]]
+    postgres_driver_url: str, batch: list[dict[str, Any]]
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         written = await log.log_events(batch)
         for event in written:
             assert await log.get_event(event.id) == event
-    dsn = make_url(postgres_only_url).set(drivername="postgresql")
+    dsn = make_url(postgres_driver_url).set(drivername="postgresql")
     conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
     try:
         await conn.execute("DELETE FROM event_log")

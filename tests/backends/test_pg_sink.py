@@ -1,4 +1,5 @@
-"""The PostgreSQL sink: its held connection, one-statement batches and COPY batches."""
+"""The PostgreSQL sink: its held connection, one-statement batches and COPY batches,
+through each driver (asyncpg, psycopg 3)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pg_helpers import pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, StorageError
@@ -39,23 +41,23 @@ def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
 
 
 async def test_small_and_large_batches_are_numbered_in_order(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         assert isinstance(log._writer._sink, PostgresSink)
         sizes = [1, PG_STATEMENT_MAX_ROWS, PG_STATEMENT_MAX_ROWS + 1, LARGE + 7]
         written = []
         for size in sizes:
             written += await log.log_events(_batch(size))
-        stored = await _seqs(postgres_only_url)
+        stored = await _seqs(postgres_driver_url)
     assert [i for i, _ in stored] == [e.id for e in written]
     assert [s for _, s in stored] == list(range(1, sum(sizes) + 1))
 
 
 async def test_large_batches_beside_concurrent_writers_keep_commit_order(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
 
         async def single(n: int) -> None:
             for i in range(30):
@@ -69,16 +71,15 @@ async def test_large_batches_beside_concurrent_writers_keep_commit_order(
         total = 10 * 30 + sum(3 * (LARGE + n) for n in range(3))
         assert await log.count_events() == total
         assert log.stats.written == total
-        assert [s for _, s in await _seqs(postgres_only_url)] == list(range(1, total + 1))
+        assert [s for _, s in await _seqs(postgres_driver_url)] == list(range(1, total + 1))
 
 
-async def test_a_lost_connection_is_replaced(postgres_only_url: str) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+async def test_a_lost_connection_is_replaced(postgres_driver_url: str) -> None:
+    async with EventLogger.open(postgres_driver_url) as log:
         await log.log_event("task.created", "c")
-        sink = log._writer._sink
-        assert isinstance(sink, PostgresSink)
-        pid = sink._driver.get_server_pid()
-        admin = await asyncpg.connect(_dsn(postgres_only_url))
+        sink = pg_sink(log)
+        pid = server_pid(sink)
+        admin = await asyncpg.connect(_dsn(postgres_driver_url))
         try:
             await admin.execute("SELECT pg_terminate_backend($1)", pid)
         finally:
@@ -88,20 +89,19 @@ async def test_a_lost_connection_is_replaced(postgres_only_url: str) -> None:
         await log.log_event("task.started", "c")
         await log.log_events(_batch(PG_STATEMENT_MAX_ROWS + 1))
         await log.log_events(_batch(LARGE))
-        assert sink._driver.get_server_pid() != pid
+        assert server_pid(sink) != pid
         assert await log.count_events() == 2 + PG_STATEMENT_MAX_ROWS + 1 + LARGE
 
 
 async def test_a_duplicate_id_fails_only_its_batch_and_keeps_the_connection(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
     from event_log._models import prepare_event
 
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         first = await log.log_event("task.created", "c")
-        sink = log._writer._sink
-        assert isinstance(sink, PostgresSink)
-        pid = sink._driver.get_server_pid()
+        sink = pg_sink(log)
+        pid = server_pid(sink)
         row = prepare_event("task.created", "c", max_data_bytes=100).row
         for size in (1, PG_STATEMENT_MAX_ROWS + 1):
             rows = [prepare_event("task.started", "c", max_data_bytes=100).row for _ in range(size)]
@@ -109,5 +109,5 @@ async def test_a_duplicate_id_fails_only_its_batch_and_keeps_the_connection(
             with pytest.raises(StorageError):
                 await log._writer.write(rows)
         await log.log_event("task.completed", "c")
-        assert sink._driver.get_server_pid() == pid  # rolled back, not reconnected
+        assert server_pid(sink) == pid  # rolled back, not reconnected
         assert await log.count_events() == 2

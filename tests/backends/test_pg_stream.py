@@ -1,7 +1,7 @@
 """PostgreSQL's streamed ``log_events``: rows validated chunk by chunk into one text COPY.
 
 A batch larger than one statement is validated while the server stores the
-chunks before it (``_pg_copy``, ``PostgresSink.insert_stream``). These tests
+chunks before it (``_copy``, ``PostgresSink.insert_stream``). These tests
 provoke what can go wrong half-way: an invalid event, a failing row, a lost
 connection, and values the COPY text format must escape.
 """
@@ -16,12 +16,13 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg_helpers import cut, pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, InvalidEventError, StorageError
 from event_log._models import Row, prepare_event
 from event_log.backends.postgresql._copy import copy_text
-from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS, PostgresSink
+from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS
 
 pytestmark = pytest.mark.postgres
 
@@ -47,24 +48,18 @@ def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _sink(log: EventLogger) -> PostgresSink:
-    sink = log._writer._sink
-    assert isinstance(sink, PostgresSink)
-    return sink
-
-
 async def test_a_streamed_batch_is_stored_whole_and_numbered_in_order(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
-        assert _sink(log).streams(STREAMED)
+    async with EventLogger.open(postgres_driver_url) as log:
+        assert pg_sink(log).streams(STREAMED)
         first = await log.log_events(_batch(STREAMED))
         second = await log.log_events(iter(_batch(STREAMED + 1)))  # any iterable
         written = first + second
         assert log.stats.written == len(written)
         for event in written[:: PG_STATEMENT_MAX_ROWS // 2]:
             assert await log.get_event(event.id) == event
-    conn = await asyncpg.connect(_dsn(postgres_only_url))
+    conn = await asyncpg.connect(_dsn(postgres_driver_url))
     try:
         stored = await conn.fetch("SELECT id, seq FROM event_log ORDER BY seq")
     finally:
@@ -74,11 +69,11 @@ async def test_a_streamed_batch_is_stored_whole_and_numbered_in_order(
 
 
 async def test_an_invalid_event_half_way_rolls_back_what_was_streamed(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         await log.log_event("task.created", "c")
-        pid = _sink(log)._driver.get_server_pid()
+        pid = server_pid(pg_sink(log))
         batch = _batch(STREAMED)
         batch[STREAMED - 5] = {"event_type": "Not A Type", "source": "s"}
         with pytest.raises(InvalidEventError, match=f"event #{STREAMED - 5}: event_type"):
@@ -87,18 +82,18 @@ async def test_an_invalid_event_half_way_rolls_back_what_was_streamed(
         assert log.stats.written == 1
         assert log.stats.failed == 0  # never accepted, so not a failed write
         assert log.stats.queued == 0
-        assert _sink(log)._driver.get_server_pid() == pid  # rolled back, not reconnected
+        assert server_pid(pg_sink(log)) == pid  # rolled back, not reconnected
         await log.log_events(_batch(STREAMED))
         assert await log.count_events() == 1 + STREAMED
 
 
 async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         await log.log_event("task.created", "c")
         await _admin(
-            postgres_only_url,
+            postgres_driver_url,
             """CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 IF NEW.source = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF;
@@ -107,7 +102,7 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
             "CREATE TRIGGER refuse_poison BEFORE INSERT ON event_log "
             "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
         )
-        pid = _sink(log)._driver.get_server_pid()
+        pid = server_pid(pg_sink(log))
         batch = _batch(STREAMED)
         batch[PG_STATEMENT_MAX_ROWS] = {"event_type": "tool.called", "source": "poison"}
         with pytest.raises(StorageError, match="poisoned row"):
@@ -115,7 +110,7 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
         assert await log.count_events() == 1
         assert log.stats.failed == STREAMED
         assert log.stats.queued == 0
-        assert _sink(log)._driver.get_server_pid() == pid
+        assert server_pid(pg_sink(log)) == pid
         # An invalid event later in the batch still wins: all are validated.
         batch[STREAMED - 1] = {"event_type": "BAD", "source": "s"}
         with pytest.raises(InvalidEventError, match=f"event #{STREAMED - 1}"):
@@ -126,30 +121,30 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
 
 
 async def test_a_connection_lost_half_way_is_replaced_and_the_batch_stored_once(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         first = await log.log_event("task.created", "c")
-        sink = _sink(log)
-        pid = sink._driver.get_server_pid()
+        sink = pg_sink(log)
+        pid = server_pid(sink)
         rows = [prepare_event("tool.called", "s", max_data_bytes=100).row for _ in range(STREAMED)]
 
         def chunks() -> Iterator[Sequence[Row]]:
             yield rows[:100]
-            sink._driver.terminate()  # the connection dies with 100 rows sent
+            cut(sink)  # the connection dies with 100 rows sent
             yield rows[100:]
 
         await sink.insert_stream(STREAMED, chunks())
-        assert sink._driver.get_server_pid() != pid
+        assert server_pid(sink) != pid
         stored = await log.list_events(limit=STREAMED + 2)
         assert sorted(e.id for e in stored.events) == sorted([first.id] + [r[0] for r in rows])
 
 
 async def test_a_chunk_iterator_making_fewer_rows_than_announced_stores_none(
-    postgres_only_url: str,
+    postgres_driver_url: str,
 ) -> None:
-    async with EventLogger.open(postgres_only_url) as log:
-        sink = _sink(log)
+    async with EventLogger.open(postgres_driver_url) as log:
+        sink = pg_sink(log)
         rows = [prepare_event("tool.called", "s", max_data_bytes=100).row for _ in range(STREAMED)]
         with pytest.raises(
             RuntimeError, match=f"announced {STREAMED + 1} rows but made {STREAMED}"
@@ -252,15 +247,15 @@ events = st.fixed_dictionaries(
 )
 @given(odd=st.lists(events, min_size=1, max_size=8), at=st.integers(0, STREAMED))
 async def test_any_values_read_back_exactly_after_a_streamed_batch(
-    postgres_only_url: str, odd: list[dict[str, Any]], at: int
+    postgres_driver_url: str, odd: list[dict[str, Any]], at: int
 ) -> None:
     batch = _batch(STREAMED)
     batch[at:at] = odd
-    async with EventLogger.open(postgres_only_url) as log:
+    async with EventLogger.open(postgres_driver_url) as log:
         written = await log.log_events(batch)
         for event in written[at : at + len(odd)]:
             assert await log.get_event(event.id) == event
-        await _admin(postgres_only_url, "DELETE FROM event_log")
+        await _admin(postgres_driver_url, "DELETE FROM event_log")
 
 
 def test_copy_text_escapes_only_when_a_value_needs_it() -> None:
@@ -271,6 +266,5 @@ def test_copy_text_escapes_only_when_a_value_needs_it() -> None:
     )
     nasty: Row = ("id-2", "tool.called", "a\tb", "\\N", "x\ny", '{"a":"q\\"r"}', when)
     assert copy_text([plain, nasty], 1).split(b"\n")[1] == (
-        b'id-2\ttool.called\ta\\tb\t\\\\N\tx\\ny\t{"a":"q\\\\"r"}\t'
-        b"2026-01-02T03:04:05.000006+00\t2"
+        b'id-2\ttool.called\ta\\tb\t\\\\N\tx\\ny\t{"a":"q\\\\"r"}\t2026-01-02T03:04:05.000006+00\t2'
     )
