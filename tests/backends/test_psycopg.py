@@ -15,6 +15,9 @@ import asyncio
 import importlib.util
 import logging
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -338,3 +341,54 @@ async def test_prune_drops_expired_partitions_through_psycopg(psycopg_only_url: 
         )
     finally:
         await engine.dispose()
+
+
+# -- one driver never needs the other -------------------------------------------------------
+
+_WITHOUT = textwrap.dedent(
+    """
+    import asyncio, importlib.abc, sys
+
+    url, blocked = sys.argv[1], sys.argv[2]
+
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == blocked:
+                raise ModuleNotFoundError(name)
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import event_log
+
+    async def main():
+        async with event_log.EventLogger.open(url, poll_interval=3600) as log:
+            follower = log.follow()
+            waiting = asyncio.ensure_future(follower.__anext__())
+            while not follower._started:
+                await asyncio.sleep(0.001)
+            first = await log.log_event("task.created", "test", data={"a": 1})
+            assert await waiting == first
+            await log.log_events([{"event_type": "tool.called", "source": "s"}] * 600)
+            assert await log.count_events() == 601
+        assert blocked not in sys.modules, blocked
+        print("ok")
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize(("driver", "blocked"), [("psycopg", "asyncpg"), ("asyncpg", "psycopg")])
+def test_each_driver_works_without_the_other_installed(
+    psycopg_only_url: str, driver: str, blocked: str
+) -> None:
+    url = make_url(psycopg_only_url).set(drivername=f"postgresql+{driver}")
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT, url.render_as_string(hide_password=False), blocked],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
