@@ -42,21 +42,23 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return found
 
 
+def _asks(node: ast.Attribute) -> bool:
+    dialect_name = (
+        node.attr == "name" and isinstance(node.value, ast.Attribute) and node.value.attr == "dialect"
+    )
+    return node.attr in ASKS or dialect_name
+
+
 def violations(source: str, where: str) -> list[str]:
     tree = ast.parse(source)
     docs = _docstrings(tree)
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-            if node.value.lower() in NAMES:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docs and node.value.lower() in NAMES:
                 found.append(f"{where}:{node.lineno}: names the {node.value!r} backend")
-        elif isinstance(node, ast.Attribute):
-            if node.attr in ASKS or (
-                node.attr == "name"
-                and isinstance(node.value, ast.Attribute)
-                and node.value.attr == "dialect"
-            ):
-                found.append(f"{where}:{node.lineno}: asks for the dialect ({node.attr})")
+        elif isinstance(node, ast.Attribute) and _asks(node):
+            found.append(f"{where}:{node.lineno}: asks for the dialect ({node.attr})")
     return found
 
 

@@ -944,7 +944,7 @@ def test_revisions_import_only_alembic_sqlalchemy_and_the_standard_library() -> 
         "from event_log import _partition",
         "import event_log",
         "import json, event_log._schema as schema",
-        "def upgrade() -> None:\n    from event_log.backends.postgresql._partitions import partitioning\n",
+        "def upgrade() -> None:\n    from event_log._partition import partitioning\n",
         "import importlib\nimportlib.import_module('event_log._adopt')",
         "from importlib import import_module\nimport_module('event_log')",
         "__import__('event_log')",

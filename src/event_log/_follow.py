@@ -30,11 +30,13 @@ from ._errors import InvalidCursorError, translate_storage_errors
 from ._filters import EventFilter
 from ._models import Event
 from ._queries import (
+    CursorCodec,
     Position,
     event_by_id_statement,
     follow_statement,
     last_seq_statement,
     row_to_event,
+    storable_text,
     stored_after_statement,
 )
 
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from ._writer import Writer
     from .backends import Listener
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Follower", "FollowerRegistry"]
+__all__ = ["DEFAULT_POLL_INTERVAL", "Follower", "FollowerRegistry", "follow_start"]
 
 DEFAULT_POLL_INTERVAL = 0.25
 _PAGE = 500
@@ -237,3 +239,25 @@ class FollowerRegistry:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             await listener.close()
+
+
+def follow_start(cursors: CursorCodec, cursor: str | None) -> tuple[Position | None, str | None]:
+    """Where a follow with ``cursor`` begins: a position, or an event id to look up.
+
+    A cursor issued for ``newest_first=True`` is refused as such (it cannot
+    follow forwards); anything else that is not a cursor is taken as an id.
+    """
+    if cursor is None:
+        return None, None
+    try:
+        return cursors.decode(cursor, newest_first=False), None
+    except InvalidCursorError:
+        try:
+            cursors.decode(cursor, newest_first=True)
+        except InvalidCursorError:
+            pass
+        else:
+            raise  # a real cursor, for the other direction
+    if not isinstance(cursor, str) or not cursor or not storable_text(cursor):
+        raise InvalidCursorError("cursor must be a list_events cursor or an event id")
+    return None, cursor

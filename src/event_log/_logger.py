@@ -12,13 +12,10 @@ import contextlib
 import itertools
 import logging
 import os
-import types
 from collections.abc import (
     AsyncIterator,
     Callable,
-    Generator,
     Iterable,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -28,19 +25,17 @@ from typing import Any, Self, Unpack
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from . import _retention
 from ._database import Database
-from ._engine import create_engine, resolve_url
 from ._errors import (
-    InvalidCursorError,
     InvalidEventError,
     LoggerClosedError,
     translate_storage_errors,
 )
 from ._filters import EventFilter, FilterKeywords, filter_from
-from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry
+from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry, follow_start
 from ._importing import ImportResult
 from ._importing import import_events as _import_events
-from ._migrate import upgrade
 from ._models import (
     DEFAULT_MAX_DATA_BYTES,
     Event,
@@ -48,10 +43,10 @@ from ._models import (
     NewEvent,
     Page,
     PreparedEvent,
-    Row,
     prepare_event,
-    prepare_new_events,
+    prepared_chunks,
 )
+from ._opening import Opening
 from ._pruning import PrunePreview
 from ._pruning import preview_prune as _preview_prune
 from ._pruning import prune_as_previewed as _prune_as_previewed
@@ -61,7 +56,6 @@ from ._queries import (
     BucketGrid,
     CursorCodec,
     HistogramGroup,
-    Position,
     check_limit,
     check_minutes,
     count_statement,
@@ -75,7 +69,13 @@ from ._queries import (
     summary_statement,
 )
 from ._redact import Redactor
-from ._retention import RetentionPolicy, retention_rules
+from ._retention import (
+    RetentionPolicy,
+    delete_expired,
+    reclaim_freed_pages,
+    retention_rules,
+)
+from ._upkeep import Upkeep
 from ._writer import DEFAULT_MAX_BATCH_ROWS, DEFAULT_MAX_QUEUED, Writer, WriterStats
 
 __all__ = ["DEFAULT_PARTITION_CHECK_MINUTES", "DEFAULT_PRUNE_BATCH_SIZE", "EventLogger"]
@@ -85,19 +85,9 @@ _log = logging.getLogger("event_log")
 # Rows deleted per prune transaction: small enough that a batch holds SQLite's
 # write lock for a few milliseconds, so concurrent log_event calls barely wait.
 DEFAULT_PRUNE_BATCH_SIZE = 1_000
-# Events of a log_events batch validated at a time (about 25 kB of COPY text
-# on PostgreSQL, where each chunk is sent as soon as it is made).
-_CHUNK_ROWS = 100
 # How often a logger on a partitioned PostgreSQL table checks that the
 # partitions ahead exist (also once when it starts).
 DEFAULT_PARTITION_CHECK_MINUTES = 60.0
-# How long partition maintenance and prune's DETACH wait for a table lock
-# before giving up for this time (a long read holding event_log would
-# otherwise queue every writer behind the waiting DDL).
-PARTITION_LOCK_TIMEOUT_MS = 2_000
-# Free pages returned to the file system per step (4 MB of 4 kB pages), a
-# transaction short enough not to stall writers.
-RECLAIM_PAGES_PER_STEP = 1_000
 
 
 class EventLogger:
@@ -169,41 +159,19 @@ class EventLogger:
         self._owned_engine: AsyncEngine | None = None
         self._closed = False
         # Secret keys masked in data before storage: on by default (see _redact).
-        self._redactor: Redactor | None = (
-            Redactor()
-            if redact is True
-            else None
-            if redact is False
-            else Redactor([redact] if isinstance(redact, str) else redact)
-        )
+        self._redactor = Redactor.from_setting(redact)
         self._followers = FollowerRegistry(self._db)
         self._poll_interval = poll_interval
         # Bound now when made inside a loop, so emit() from threads works at once;
         # made outside a loop, it is bound on first use.
         with contextlib.suppress(RuntimeError):
             self._writer.bind()
-        self.retention_failures = 0  # scheduled prunes that failed (each also logged)
-        self._retention_task: asyncio.Task[None] | None = None
         self._partitions_ahead = partitions_ahead
-        self._partition_task: asyncio.Task[None] | None = None
-        self._partitions_checked = asyncio.Event()  # the first check is done (or failed)
+        self._upkeep = Upkeep()
         if self._db.backend.partitions is not None:
-            with contextlib.suppress(RuntimeError):  # made outside a loop: no background task
-                self._partition_task = asyncio.get_running_loop().create_task(
-                    self._maintain_partitions(partition_check_minutes),
-                    name="event_log partitions",
-                )
+            self._upkeep.keep_partitions(self.ensure_partitions, partition_check_minutes)
         if retention is not None and retention.every_minutes is not None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                raise ValueError(
-                    "a scheduled retention policy needs a logger made inside a running loop"
-                ) from None
-            self._retention_task = loop.create_task(
-                self._run_retention(retention, retention.every_minutes),
-                name="event_log retention",
-            )
+            self._upkeep.prune_on_schedule(self.apply_retention, retention)
 
     @classmethod
     def open(
@@ -213,7 +181,7 @@ class EventLogger:
         migrate: bool = True,
         max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
         **options: Any,
-    ) -> _Opening:
+    ) -> Opening:
         """Open a logger that owns its engine: ``async with EventLogger.open(url) as log``.
 
         ``url`` falls back to ``$EVENT_LOG_URL``, then :data:`DEFAULT_URL`. With
@@ -221,7 +189,7 @@ class EventLogger:
         the ``async with`` flushes every pending write and disposes the engine.
         ``await EventLogger.open(...)`` also works; then call ``close()`` yourself.
         """
-        return _Opening(cls, url, migrate, dict(options, max_data_bytes=max_data_bytes))
+        return Opening(cls, url, migrate, dict(options, max_data_bytes=max_data_bytes))
 
     @property
     def engine(self) -> AsyncEngine:
@@ -231,6 +199,11 @@ class EventLogger:
     def max_data_bytes(self) -> int:
         """The largest ``data`` this logger accepts, in bytes of compact UTF-8 JSON."""
         return self._max_data_bytes
+
+    @property
+    def retention_failures(self) -> int:
+        """Scheduled prunes that failed (each is also logged, and tried again)."""
+        return self._upkeep.retention_failures
 
     @property
     def stats(self) -> WriterStats:
@@ -249,11 +222,7 @@ class EventLogger:
             await self._writer.close()
             return
         self._closed = True
-        for task in (self._retention_task, self._partition_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await self._upkeep.stop()
         try:
             await self._writer.close()
             await self._followers.close()
@@ -321,26 +290,11 @@ class EventLogger:
         items = events if isinstance(events, list | tuple) else list(events)
         made: list[Event] = []
         if items:
-            await self._writer.write_chunks(len(items), self._prepared_chunks(items, made))
-        return made
-
-    def _prepared_chunks(
-        self, items: Sequence[NewEvent | Mapping[str, Any]], made: list[Event]
-    ) -> Iterator[list[Row]]:
-        """Validate ``items`` a chunk at a time, yielding rows and keeping the events in ``made``.
-
-        Lazy so that on PostgreSQL the server stores one chunk while the next
-        is validated (``Writer.write_chunks``); elsewhere all are made first.
-        """
-        for start in range(0, len(items), _CHUNK_ROWS):
-            yield prepare_new_events(
-                items,
-                start,
-                min(start + _CHUNK_ROWS, len(items)),
-                max_data_bytes=self._max_data_bytes,
-                redactor=self._redactor,
-                events=made,
+            chunks = prepared_chunks(
+                items, max_data_bytes=self._max_data_bytes, redactor=self._redactor, made=made
             )
+            await self._writer.write_chunks(len(items), chunks)
+        return made
 
     def emit(
         self,
@@ -514,22 +468,7 @@ class EventLogger:
         statements = histogram_statements(flt, self._db.backend, grid, by, pooled=pooled)
         with translate_storage_errors("counting events"):
             results = await asyncio.gather(*(self._db.rows(stmt) for stmt in statements))
-        counts: list[dict[str, int]] = [{} for _ in range(grid.count)]
-        for row in itertools.chain.from_iterable(results):
-            index, count = int(row[0]), int(row[-1])
-            group = row[1] if by is not None else None
-            if count and 0 <= index < grid.count:
-                key = "" if group is None else str(group)
-                counts[index][key] = counts[index].get(key, 0) + count
-        return [
-            HistogramBucket.model_construct(  # values of the right types already
-                start=start,
-                end=start + grid.every,
-                total=sum(bucket_counts.values()),
-                counts=bucket_counts if by is not None else {},
-            )
-            for start, bucket_counts in zip(grid.starts(), counts, strict=True)
-        ]
+        return grid.buckets(itertools.chain.from_iterable(results), grouped=by is not None)
 
     def follow(
         self,
@@ -550,7 +489,7 @@ class EventLogger:
         """
         self._check_open()
         flt = filter_from(filter, filters)
-        position, event_id = self._follow_start(cursor)
+        position, event_id = follow_start(self._cursors, cursor)
         follower = Follower(
             self._db,
             self._writer,
@@ -563,23 +502,6 @@ class EventLogger:
         )
         self._followers.add(follower)
         return follower
-
-    def _follow_start(self, cursor: str | None) -> tuple[Position | None, str | None]:
-        """A follow cursor as a position, or as an event id to look up."""
-        if cursor is None:
-            return None, None
-        try:
-            return self._cursors.decode(cursor, newest_first=False), None
-        except InvalidCursorError:
-            try:
-                self._cursors.decode(cursor, newest_first=True)
-            except InvalidCursorError:
-                pass
-            else:
-                raise  # a real cursor, for the other direction
-        if not isinstance(cursor, str) or not cursor or not storable_text(cursor):
-            raise InvalidCursorError("cursor must be a list_events cursor or an event id")
-        return None, cursor
 
     # -- retention ----------------------------------------------------------------------
 
@@ -603,25 +525,9 @@ class EventLogger:
         """
         self._check_open()
         rules = retention_rules(older_than_days, overrides)
-        deleted = 0
-        partitions = self._db.backend.partitions
-        if partitions is not None:
-            # A partition is dropped whole only if every rule deletes all of its rows.
-            with translate_storage_errors("dropping expired partitions"):
-                deleted += await partitions.drop_expired(
-                    self._db,
-                    min(rule.cutoff for rule in rules),
-                    lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS,
-                )
-        for rule in rules:
-            stmt = self._db.backend.prune_batch_statement(
-                rule.cutoff, self._prune_batch_size, only=rule.spec, unless=rule.unless
-            )
-            while True:
-                batch = await self._writer.execute(stmt)
-                deleted += batch
-                if batch < self._prune_batch_size:
-                    break
+        deleted = await delete_expired(
+            self._db, self._writer, rules, batch_size=self._prune_batch_size
+        )
         if deleted:
             await self.reclaim_space()
         return deleted
@@ -644,26 +550,8 @@ class EventLogger:
         wanted = ahead if ahead is not None else self._partitions_ahead
         with translate_storage_errors("creating partitions"):
             return await partitions.ensure(
-                self._db, ahead=wanted, lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS
+                self._db, ahead=wanted, lock_timeout_ms=_retention.PARTITION_LOCK_TIMEOUT_MS
             )
-
-    async def _maintain_partitions(self, every_minutes: float) -> None:
-        """``ensure_partitions`` now and every ``every_minutes``; failures are logged."""
-        while not self._closed:
-            try:
-                created = await self.ensure_partitions()
-            except LoggerClosedError:
-                return
-            except Exception:
-                _log.exception(
-                    "event_log: creating partitions failed; trying again in %s minutes",
-                    every_minutes,
-                )
-            else:
-                if created:
-                    _log.info("event_log: created partitions %s", ", ".join(created))
-            self._partitions_checked.set()
-            await asyncio.sleep(every_minutes * 60)
 
     async def reclaim_space(self) -> int:
         """Hand the pages pruning freed back to the file system; return how many.
@@ -676,12 +564,7 @@ class EventLogger:
         (``VACUUM`` / autovacuum, or partitions) return 0.
         """
         self._check_open()
-        reclaimed = 0
-        while True:
-            step = await self._writer.run(lambda sink: sink.reclaim(RECLAIM_PAGES_PER_STEP))
-            reclaimed += step
-            if step == 0:
-                return reclaimed
+        return await reclaim_freed_pages(self._writer)
 
     async def preview_prune(
         self, older_than_days: float = 30, *, overrides: Mapping[str, float] | None = None
@@ -706,71 +589,3 @@ class EventLogger:
     async def apply_retention(self, policy: RetentionPolicy) -> int:
         """``prune_events`` with a policy's days and overrides."""
         return await self.prune_events(policy.older_than_days, overrides=policy.overrides)
-
-    async def _run_retention(self, policy: RetentionPolicy, every_minutes: float) -> None:
-        """Prune by ``policy`` now and every ``every_minutes``; a failure is reported, not fatal."""
-        while not self._closed:
-            try:
-                deleted = await self.apply_retention(policy)
-            except LoggerClosedError:
-                return
-            except Exception:
-                self.retention_failures += 1
-                _log.exception(
-                    "event_log: scheduled prune failed; trying again in %s minutes", every_minutes
-                )
-            else:
-                _log.info("event_log: scheduled prune deleted %d events", deleted)
-            await asyncio.sleep(every_minutes * 60)
-
-
-class _Opening:
-    """What ``EventLogger.open()`` returns: an async context manager, or an awaitable."""
-
-    def __init__(
-        self,
-        cls: type[EventLogger],
-        url: str | URL | None,
-        migrate: bool,
-        options: dict[str, Any],
-    ) -> None:
-        self._cls = cls
-        self._url = url
-        self._migrate = migrate
-        self._options = options
-        self._logger: EventLogger | None = None
-
-    async def _open(self) -> EventLogger:
-        engine = create_engine(resolve_url(self._url))
-        try:
-            if self._migrate:
-                await upgrade(engine)
-            logger = self._cls(engine, **self._options)
-        except BaseException:
-            await engine.dispose()
-            raise
-        logger._owned_engine = engine
-        if logger._partition_task is not None:
-            # A partitioned table has its partitions ahead before the first write.
-            try:
-                await logger._partitions_checked.wait()
-            except BaseException:
-                await logger.close()
-                raise
-        return logger
-
-    def __await__(self) -> Generator[Any, None, EventLogger]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> EventLogger:
-        self._logger = await self._open()
-        return self._logger
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        assert self._logger is not None
-        await self._logger.close()

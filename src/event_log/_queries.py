@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from ._errors import InvalidCursorError
 from ._filters import EventFilter, TypeSpec
-from ._models import Event, storable_text, trusted_event
+from ._models import Event, HistogramBucket, storable_text, trusted_event
 from ._schema import EVENT_TABLE, SEQUENCE_TABLE
 
 if TYPE_CHECKING:
@@ -273,6 +273,25 @@ class BucketGrid:
 
     def starts(self) -> list[datetime]:
         return [self.start + i * self.every for i in range(self.count)]
+
+    def buckets(self, rows: Iterable[Sequence[Any]], *, grouped: bool) -> list[HistogramBucket]:
+        """Every bucket of the grid from (bucket index, [group value,] count) rows;
+        absent buckets count zero, a group's None counts under ""."""
+        counts: list[dict[str, int]] = [{} for _ in range(self.count)]
+        for row in rows:
+            index, count = int(row[0]), int(row[-1])
+            if count and 0 <= index < self.count:
+                key = "" if not grouped or row[1] is None else str(row[1])
+                counts[index][key] = counts[index].get(key, 0) + count
+        return [
+            HistogramBucket.model_construct(  # values of the right types already
+                start=start,
+                end=start + self.every,
+                total=sum(bucket_counts.values()),
+                counts=bucket_counts if grouped else {},
+            )
+            for start, bucket_counts in zip(self.starts(), counts, strict=True)
+        ]
 
 
 def histogram_statements(

@@ -55,6 +55,16 @@ class Redactor:
         self._seen: dict[str, bool] = {}  # keys repeat a lot: remember the verdicts
         self._clean: set[str] = set()  # str keys of flat dicts found not secret
 
+    @classmethod
+    def from_setting(cls, redact: bool | str | Iterable[str]) -> Redactor | None:
+        """The redactor a logger's ``redact=`` asks for: the default keys (True), none
+        (False), or the given key names."""
+        if redact is True:
+            return cls()
+        if redact is False:
+            return None
+        return cls([redact] if isinstance(redact, str) else redact)
+
     def is_secret(self, key: str) -> bool:
         verdict = self._seen.get(key)
         if verdict is None:

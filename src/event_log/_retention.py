@@ -10,14 +10,36 @@ so an override may be shorter or longer than the default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
+from ._errors import translate_storage_errors
 from ._filters import TypeSpec
 from ._queries import check_minutes, minutes_ago
 
-__all__ = ["RetentionPolicy", "RetentionRule", "retention_rules"]
+if TYPE_CHECKING:
+    from ._database import Database
+    from ._writer import Writer
+
+__all__ = [
+    "PARTITION_LOCK_TIMEOUT_MS",
+    "RECLAIM_PAGES_PER_STEP",
+    "RetentionPolicy",
+    "RetentionRule",
+    "delete_expired",
+    "reclaim_freed_pages",
+    "retention_rules",
+]
+
+# How long partition maintenance and prune's DETACH wait for a table lock
+# before giving up for this time (a long read holding event_log would
+# otherwise queue every writer behind the waiting DDL).
+PARTITION_LOCK_TIMEOUT_MS = 2_000
+# Free pages returned to the file system per step (4 MB of 4 kB pages), a
+# transaction short enough not to stall writers.
+RECLAIM_PAGES_PER_STEP = 1_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +103,51 @@ def retention_rules(
         RetentionRule(None, tuple(specs.values()), minutes_ago(default_days * 24 * 60), "default")
     )
     return rules
+
+
+async def delete_expired(
+    db: Database,
+    writer: Writer,
+    rules: Sequence[RetentionRule],
+    *,
+    batch_size: int,
+) -> int:
+    """Delete what ``rules`` expire; return how many events were deleted.
+
+    Where the backend has partitions, every partition whose whole time range
+    is older than the earliest cutoff of all the rules is first dropped whole
+    (its rows counted exactly beforehand). Batches of ``batch_size`` then
+    delete the rest, each its own transaction queued in ``writer`` behind
+    pending writes, so concurrent ``log_event`` callers wait at most one batch.
+    """
+    deleted = 0
+    partitions = db.backend.partitions
+    if partitions is not None:
+        # A partition is dropped whole only if every rule deletes all of its rows.
+        with translate_storage_errors("dropping expired partitions"):
+            deleted += await partitions.drop_expired(
+                db,
+                min(rule.cutoff for rule in rules),
+                lock_timeout_ms=PARTITION_LOCK_TIMEOUT_MS,
+            )
+    for rule in rules:
+        stmt = db.backend.prune_batch_statement(
+            rule.cutoff, batch_size, only=rule.spec, unless=rule.unless
+        )
+        while True:
+            batch = await writer.execute(stmt)
+            deleted += batch
+            if batch < batch_size:
+                break
+    return deleted
+
+
+async def reclaim_freed_pages(writer: Writer) -> int:
+    """Hand freed pages back to the file system in steps of ``RECLAIM_PAGES_PER_STEP``,
+    each its own transaction in ``writer``'s queue; return how many."""
+    reclaimed = 0
+    while True:
+        step = await writer.run(lambda sink: sink.reclaim(RECLAIM_PAGES_PER_STEP))
+        reclaimed += step
+        if step == 0:
+            return reclaimed

@@ -482,9 +482,9 @@ async def test_prune_deletes_instead_when_event_log_stays_locked(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import event_log._logger
+    import event_log._retention
 
-    monkeypatch.setattr(event_log._logger, "PARTITION_LOCK_TIMEOUT_MS", 100)
+    monkeypatch.setattr(event_log._retention, "PARTITION_LOCK_TIMEOUT_MS", 100)
     async with EventLogger.open(postgres_only_url) as log:
         await log.log_event("task.created", "c", timestamp=noon(40))
         await log.log_event("task.created", "c", timestamp=noon(40))

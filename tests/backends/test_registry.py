@@ -65,7 +65,8 @@ async def test_a_missing_driver_names_the_extra_to_install(
     )
     with pytest.raises(MissingDriverError, match=re.escape(extra)) as caught:
         await EventLogger.open(url)
-    assert isinstance(caught.value, EventLogError) and isinstance(caught.value, ImportError)
+    assert isinstance(caught.value, EventLogError)
+    assert isinstance(caught.value, ImportError)
     assert f"pip install '{extra}'" in str(caught.value)
 
 

@@ -127,9 +127,9 @@ async def test_each_reclaim_step_frees_a_full_step_of_pages_and_the_file_shrinks
 ) -> None:
     # Regression: the sqlite3 module stepped PRAGMA incremental_vacuum once, so
     # every step freed one page and reclaiming took a transaction per page.
-    from event_log import _logger
+    from event_log import _retention
 
-    monkeypatch.setattr(_logger, "RECLAIM_PAGES_PER_STEP", 100)
+    monkeypatch.setattr(_retention, "RECLAIM_PAGES_PER_STEP", 100)
     steps: list[int] = []
     reclaim = sinks.SQLiteFileSink.reclaim
 
