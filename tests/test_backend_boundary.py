@@ -44,7 +44,9 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def _asks(node: ast.Attribute) -> bool:
     dialect_name = (
-        node.attr == "name" and isinstance(node.value, ast.Attribute) and node.value.attr == "dialect"
+        node.attr == "name"
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "dialect"
     )
     return node.attr in ASKS or dialect_name
 
