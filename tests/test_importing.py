@@ -117,6 +117,22 @@ async def test_followers_see_imported_events_in_commit_order(log: EventLogger) -
     assert seen[1].event_type == "task.completed"
 
 
+async def test_an_import_wakes_followers_without_waiting_for_a_poll(backend_url: str) -> None:
+    """Followers of the importing logger look as soon as the import commits: with a
+    30 s poll, the imported event arrives within the 5 s this test waits."""
+    async with EventLogger.open(backend_url, poll_interval=30) as log:
+        follower = log.follow()
+        first = asyncio.ensure_future(anext(follower))
+        await started(follower)
+        try:
+            await log.import_events([item(1)])
+            seen = await asyncio.wait_for(first, 5)
+        finally:
+            first.cancel()
+            await follower.aclose()  # type: ignore[attr-defined]
+    assert seen.id == "imported-1"
+
+
 async def test_concurrent_imports_of_the_same_ids_store_each_once(log: EventLogger) -> None:
     batch = [item(n) for n in range(50)]
     results = await asyncio.gather(*(log.import_events(batch) for _ in range(4)))

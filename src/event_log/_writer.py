@@ -450,6 +450,8 @@ class Writer:
         else:
             if not job.future.done():
                 job.future.set_result(result)
+            # A job may have written rows (an import): followers look at once.
+            self._notify_listeners()
 
     def _fail_leftovers(self) -> None:
         """Anything still queued when the task ends is failed loudly, never lost quietly."""
