@@ -6,7 +6,7 @@ The contract suite runs on it (the ``postgres-psycopg`` backend of
 psycopg engine, the LISTEN connection, a connection lost or a batch cancelled
 half-way, how failures are told apart, and PostgreSQL's own tests that take
 ``postgres_only_url`` (asyncpg, which the command line needs) run through
-psycopg too.
+psycopg too, where they do not use the command line.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import test_faults
 import test_follow
 import test_many_writers
 from event_log import EventLogger, MissingDriverError, upgrade
@@ -392,3 +393,8 @@ def test_each_driver_works_without_the_other_installed(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.fault
+async def test_connections_killed_under_load_through_psycopg(psycopg_only_url: str) -> None:
+    await test_faults.test_postgres_connections_killed_under_load(psycopg_only_url)
