@@ -7,9 +7,10 @@ Adoption is of the original system's table, which only ever existed on SQLite
 (and PostgreSQL); its DDL cannot even be created on MariaDB (a TEXT primary
 key), so the adoption tests that need such a table are strict xfails there.
 
-Revisions are frozen: they import nothing from ``event_log``, so the row
-converters are tested twice, as the library has them (``event_log._adopt``,
-which ``event-log import --from-sqlite`` uses) and as revision 0001 keeps them.
+Revisions are frozen: they import nothing from ``event_log``, so the timestamp
+and data converters are tested twice, as the library has them
+(``event_log._adopt``, which importing an original database uses) and as
+revision 0001 keeps them; the row conversion only the revision has.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import event_log
 from event_log import EventLogger, StorageError
-from event_log._adopt import AdoptionError, convert_row, normalize_data, normalize_timestamp
+from event_log._adopt import normalize_data, normalize_timestamp
 from event_log._engine import create_engine
 from event_log._migrate import alembic_config, script_location
 from event_log._schema import Base
@@ -739,26 +740,17 @@ class Converters:
 
     normalize_timestamp: Callable[[str], datetime]
     normalize_data: Callable[[Any], str | None]
-    convert_row: Callable[..., object]
-    error: type[Exception]
 
 
 def _frozen_converters() -> Converters:
     module = revision_module("0001")
-    return Converters(
-        module._normalize_timestamp,
-        module._normalize_data,
-        module._convert_row,
-        module._AdoptionError,
-    )
+    return Converters(module._normalize_timestamp, module._normalize_data)
 
 
-FROZEN = _frozen_converters()
+REVISION_0001 = revision_module("0001")
 CONVERTERS = [
-    pytest.param(
-        Converters(normalize_timestamp, normalize_data, convert_row, AdoptionError), id="library"
-    ),
-    pytest.param(FROZEN, id="revision-0001"),
+    pytest.param(Converters(normalize_timestamp, normalize_data), id="library"),
+    pytest.param(_frozen_converters(), id="revision-0001"),
 ]
 
 
@@ -769,8 +761,8 @@ def assert_refused_by_revision_0001(error: StorageError) -> None:
     """
     cause = type(error.__cause__)
     assert (cause.__module__, cause.__qualname__) == (
-        FROZEN.error.__module__,
-        FROZEN.error.__qualname__,
+        REVISION_0001._AdoptionError.__module__,
+        REVISION_0001._AdoptionError.__qualname__,
     )
 
 
@@ -869,10 +861,7 @@ def test_normalize_data_rejects_what_is_not_json(conv: Converters) -> None:
         ({"data": "{'single': 'quotes'}"}, "data is not JSON"),
     ],
 )
-@pytest.mark.parametrize("conv", CONVERTERS)
-def test_convert_row_names_the_row_it_cannot_convert(
-    conv: Converters, fields: dict[str, Any], message: str
-) -> None:
+def test_convert_row_names_the_row_it_cannot_convert(fields: dict[str, Any], message: str) -> None:
     row: dict[str, Any] = {
         "row_id": "row-1",
         "event_type": "task.created",
@@ -883,8 +872,8 @@ def test_convert_row_names_the_row_it_cannot_convert(
         "timestamp": "2026-03-01T12:00:00",
         **fields,
     }
-    with pytest.raises(conv.error, match=message.replace("(", r"\(")) as raised:
-        conv.convert_row(**row)
+    with pytest.raises(REVISION_0001._AdoptionError, match=message.replace("(", r"\(")) as raised:
+        REVISION_0001._convert_row(**row)
     assert repr(row["row_id"]) in str(raised.value)
 
 

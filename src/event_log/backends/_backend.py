@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from sqlalchemy import ColumnElement, Delete, delete, insert, not_, select
+from sqlalchemy import ColumnElement, Delete, delete, func, insert, not_, select
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
@@ -169,14 +169,27 @@ class Backend(ABC):
     ) -> list[ColumnElement[bool]]:
         """WHERE clauses for ``data_contains`` and ``data_where`` on the ``data`` column."""
 
-    @abstractmethod
     def histogram_statements(
         self, flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, *, pooled: bool
     ) -> list[AnySelect]:
         """(bucket index, [group value,] count) rows; empty buckets may be absent.
 
         ``pooled``: each statement may run on a connection of its own, at once.
+        By default one statement groups the rows by :meth:`bucket_index`.
         """
+        from .._queries import filter_clauses
+
+        keys = [self.bucket_index(grid).label("bucket")]
+        keys += [getattr(_c, by)] if by is not None else []
+        return [
+            select(*keys, func.count())
+            .where(*filter_clauses(flt, self), _c.timestamp >= grid.start, _c.timestamp < grid.end)
+            .group_by(*keys)
+        ]
+
+    def bucket_index(self, grid: BucketGrid) -> ColumnElement[Any]:
+        """Each row's bucket in ``grid``, worked out in SQL (for the default histogram)."""
+        raise NotImplementedError(f"{type(self).__name__} counts histograms its own way")
 
     def prune_batch_statement(
         self,

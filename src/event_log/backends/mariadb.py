@@ -45,9 +45,9 @@ from .._schema import EVENT_TABLE
 from ._backend import Backend, BackendName
 
 if TYPE_CHECKING:
-    from .._filters import EventFilter, TypeSpec
+    from .._filters import TypeSpec
     from .._models import Row
-    from .._queries import AnySelect, BucketGrid, HistogramGroup
+    from .._queries import BucketGrid
 
 __all__ = ["BACKEND", "MariaDBBackend"]
 
@@ -217,11 +217,7 @@ class MariaDBBackend(Backend):
         where.extend(_mysql_compare(column, comparison) for comparison in data.where)
         return where
 
-    def histogram_statements(
-        self, flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, *, pooled: bool
-    ) -> list[AnySelect]:
-        from .._queries import filter_clauses
-
+    def bucket_index(self, grid: BucketGrid) -> ColumnElement[Any]:
         step = grid.every // timedelta(microseconds=1)
         # DATETIME(6) minus DATETIME(6) in microseconds: exact, and independent of the
         # session time zone (UNIX_TIMESTAMP is neither beyond 2038 nor zone-free).
@@ -229,13 +225,7 @@ class MariaDBBackend(Backend):
         micros = func.timestampdiff(
             literal_column("MICROSECOND"), literal(grid.start, _c.timestamp.type), _c.timestamp
         )
-        bucket = micros.op("DIV")(literal(step, BigInteger))
-        keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
-        return [
-            select(*keys, func.count())
-            .where(*filter_clauses(flt, self), _c.timestamp >= grid.start, _c.timestamp < grid.end)
-            .group_by(*keys)
-        ]
+        return micros.op("DIV")(literal(step, BigInteger))
 
     def prune_batch_statement(
         self,

@@ -20,7 +20,6 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -35,8 +34,8 @@ from ._json import data_clauses
 if TYPE_CHECKING:
     from ..._data_filters import DataFilter
     from ..._database import Database
-    from ..._filters import EventFilter, TypeSpec
-    from ..._queries import AnySelect, BucketGrid, HistogramGroup
+    from ..._filters import TypeSpec
+    from ..._queries import BucketGrid
     from .._sink import Sink
 
 __all__ = ["BACKEND", "NOTIFY_CHANNEL", "PostgreSQLBackend"]
@@ -164,22 +163,12 @@ class PostgreSQLBackend(Backend):
     ) -> list[ColumnElement[bool]]:
         return data_clauses(data, column)
 
-    def histogram_statements(
-        self, flt: EventFilter, grid: BucketGrid, by: HistogramGroup | None, *, pooled: bool
-    ) -> list[AnySelect]:
-        from ..._queries import filter_clauses
-
+    def bucket_index(self, grid: BucketGrid) -> ColumnElement[Any]:
         step = grid.every // timedelta(microseconds=1)
         # timestamptz - timestamptz is an interval; its epoch is exact (numeric).
         seconds = extract("epoch", _c.timestamp - literal(grid.start, _c.timestamp.type))
         # 64-bit binds: an hour is more microseconds than an int32 holds.
-        bucket = func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
-        keys = [bucket.label("bucket")] + ([getattr(_c, by)] if by is not None else [])
-        return [
-            select(*keys, func.count())
-            .where(*filter_clauses(flt, self), _c.timestamp >= grid.start, _c.timestamp < grid.end)
-            .group_by(*keys)
-        ]
+        return func.floor(seconds * literal(1_000_000, BigInteger) / literal(step, BigInteger))
 
     def prune_batch_statement(
         self,
