@@ -110,10 +110,10 @@ async def test_prune_batch_is_an_index_search(planned: tuple[EventLogger, list[s
     # Prune batches go through the writer's own connection, so explain the statement itself.
     from sqlalchemy.dialects import sqlite
 
-    from event_log._queries import prune_batch_statement
+    from event_log.backends import backend_named
 
     log, _ = planned
-    statement = prune_batch_statement(T0 + timedelta(minutes=10), 1000)
+    statement = backend_named("sqlite").prune_batch_statement(T0 + timedelta(minutes=10), 1000)
     sql = str(statement.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
     async with log.engine.connect() as conn:
         rows = (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)).all()
