@@ -1,4 +1,4 @@
-"""event-log: the async audit trail of a multi-agent swarm, on SQLite or PostgreSQL."""
+"""event-log: the async audit trail of a multi-agent swarm, on SQLite, PostgreSQL or MariaDB."""
 
 from ._data_index import create_data_index as create_data_index
 from ._engine import DEFAULT_URL
