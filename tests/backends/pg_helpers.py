@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from event_log import EventLogger
 from event_log.backends.postgresql._sink import PostgresSink
 
@@ -24,3 +26,10 @@ def server_pid(sink: PostgresSink) -> int:
 def cut(sink: PostgresSink) -> None:
     """Close the sink's connection under it, as a lost network would."""
     sink._terminate(sink._driver)
+
+
+def make_batch(n: int, **extra: Any) -> list[dict[str, Any]]:
+    """``n`` tool.called events numbered in their data, with ``extra`` fields."""
+    return [
+        {"event_type": "tool.called", "source": "s", "data": {"i": i}, **extra} for i in range(n)
+    ]

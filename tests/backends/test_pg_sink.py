@@ -4,11 +4,10 @@ through each driver (asyncpg, psycopg 3)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import pytest
-from pg_helpers import pg_sink, server_pid
+from pg_helpers import make_batch, pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, StorageError
@@ -34,12 +33,6 @@ async def _seqs(url: str) -> list[tuple[str, int]]:
         await conn.close()
 
 
-def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {"event_type": "tool.called", "source": "s", "data": {"i": i}, **extra} for i in range(n)
-    ]
-
-
 async def test_small_and_large_batches_are_numbered_in_order(
     postgres_driver_url: str,
 ) -> None:
@@ -48,7 +41,7 @@ async def test_small_and_large_batches_are_numbered_in_order(
         sizes = [1, PG_STATEMENT_MAX_ROWS, PG_STATEMENT_MAX_ROWS + 1, LARGE + 7]
         written = []
         for size in sizes:
-            written += await log.log_events(_batch(size))
+            written += await log.log_events(make_batch(size))
         stored = await _seqs(postgres_driver_url)
     assert [i for i, _ in stored] == [e.id for e in written]
     assert [s for _, s in stored] == list(range(1, sum(sizes) + 1))
@@ -65,7 +58,7 @@ async def test_large_batches_beside_concurrent_writers_keep_commit_order(
 
         async def bulk(n: int) -> None:
             for _ in range(3):
-                await log.log_events(_batch(LARGE + n, source=f"bulk-{n}"))
+                await log.log_events(make_batch(LARGE + n, source=f"bulk-{n}"))
 
         await asyncio.gather(*(single(n) for n in range(10)), *(bulk(n) for n in range(3)))
         total = 10 * 30 + sum(3 * (LARGE + n) for n in range(3))
@@ -87,8 +80,8 @@ async def test_a_lost_connection_is_replaced(postgres_driver_url: str) -> None:
         await asyncio.sleep(0.1)  # the termination reaches the client
         # Small and large batches both go through on a new connection.
         await log.log_event("task.started", "c")
-        await log.log_events(_batch(PG_STATEMENT_MAX_ROWS + 1))
-        await log.log_events(_batch(LARGE))
+        await log.log_events(make_batch(PG_STATEMENT_MAX_ROWS + 1))
+        await log.log_events(make_batch(LARGE))
         assert server_pid(sink) != pid
         assert await log.count_events() == 2 + PG_STATEMENT_MAX_ROWS + 1 + LARGE
 

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pg_helpers import cut, pg_sink, server_pid
+from pg_helpers import cut, make_batch, pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, InvalidEventError, StorageError
@@ -42,19 +42,13 @@ async def _admin(url: str, *statements: str) -> None:
         await conn.close()
 
 
-def _batch(n: int, **extra: Any) -> list[dict[str, Any]]:
-    return [
-        {"event_type": "tool.called", "source": "s", "data": {"i": i}, **extra} for i in range(n)
-    ]
-
-
 async def test_a_streamed_batch_is_stored_whole_and_numbered_in_order(
     postgres_driver_url: str,
 ) -> None:
     async with EventLogger.open(postgres_driver_url) as log:
         assert pg_sink(log).streams(STREAMED)
-        first = await log.log_events(_batch(STREAMED))
-        second = await log.log_events(iter(_batch(STREAMED + 1)))  # any iterable
+        first = await log.log_events(make_batch(STREAMED))
+        second = await log.log_events(iter(make_batch(STREAMED + 1)))  # any iterable
         written = first + second
         assert log.stats.written == len(written)
         for event in written[:: PG_STATEMENT_MAX_ROWS // 2]:
@@ -74,7 +68,7 @@ async def test_an_invalid_event_half_way_rolls_back_what_was_streamed(
     async with EventLogger.open(postgres_driver_url) as log:
         await log.log_event("task.created", "c")
         pid = server_pid(pg_sink(log))
-        batch = _batch(STREAMED)
+        batch = make_batch(STREAMED)
         batch[STREAMED - 5] = {"event_type": "Not A Type", "source": "s"}
         with pytest.raises(InvalidEventError, match=f"event #{STREAMED - 5}: event_type"):
             await log.log_events(batch)
@@ -83,7 +77,7 @@ async def test_an_invalid_event_half_way_rolls_back_what_was_streamed(
         assert log.stats.failed == 0  # never accepted, so not a failed write
         assert log.stats.queued == 0
         assert server_pid(pg_sink(log)) == pid  # rolled back, not reconnected
-        await log.log_events(_batch(STREAMED))
+        await log.log_events(make_batch(STREAMED))
         assert await log.count_events() == 1 + STREAMED
 
 
@@ -103,7 +97,7 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
             "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
         )
         pid = server_pid(pg_sink(log))
-        batch = _batch(STREAMED)
+        batch = make_batch(STREAMED)
         batch[PG_STATEMENT_MAX_ROWS] = {"event_type": "tool.called", "source": "poison"}
         with pytest.raises(StorageError, match="poisoned row"):
             await log.log_events(batch)
@@ -116,7 +110,7 @@ async def test_a_row_the_server_refuses_fails_the_batch_as_a_storage_error(
         with pytest.raises(InvalidEventError, match=f"event #{STREAMED - 1}"):
             await log.log_events(batch)
         assert log.stats.failed == STREAMED
-        await log.log_events(_batch(STREAMED))
+        await log.log_events(make_batch(STREAMED))
         assert await log.count_events() == 1 + STREAMED
 
 
@@ -151,7 +145,7 @@ async def test_a_chunk_iterator_making_fewer_rows_than_announced_stores_none(
         ):
             await sink.insert_stream(STREAMED + 1, iter([rows]))
         assert await log.count_events() == 0
-        await log.log_events(_batch(STREAMED))
+        await log.log_events(make_batch(STREAMED))
         assert await log.count_events() == STREAMED
 
 
@@ -249,7 +243,7 @@ events = st.fixed_dictionaries(
 async def test_any_values_read_back_exactly_after_a_streamed_batch(
     postgres_driver_url: str, odd: list[dict[str, Any]], at: int
 ) -> None:
-    batch = _batch(STREAMED)
+    batch = make_batch(STREAMED)
     batch[at:at] = odd
     async with EventLogger.open(postgres_driver_url) as log:
         written = await log.log_events(batch)
