@@ -753,7 +753,7 @@ def test_expected_errors_are_one_line(tmp_path: Path) -> None:
     fails(cli("::not a url::", "query"), 2, "not a database URL")
     fails(cli("mysql+pymysql://u@h/db", "stats"), 2, "mysql")
     fails(cli("sqlite+pysqlite:///x.db", "stats"), 2, "not async")
-    fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "query"), 1, "database error")
+    fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "query"), 1, "cannot open", "server is running")
     fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "db", "upgrade"), 1, "127.0.0.1")
     fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "log", "a.b", "-s", "x"), 1)
     missing = tmp_path / "missing.db"

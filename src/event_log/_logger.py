@@ -120,6 +120,12 @@ class EventLogger:
       ``partition_check_minutes`` (default 60), in the background. Rows no
       partition covers go to the DEFAULT partition, so a write never fails
       for want of one. See ``ensure_partitions``.
+    - ``read_only``: a reader's logger. It runs nothing in the background
+      (no partition upkeep, no scheduled prune). ``open(url, read_only=True)``
+      also opens the database so that the database itself refuses writes (an
+      SQLite file with ``mode=ro``, a read-only session on a server), never
+      creates or migrates it, and fails with :class:`StorageError` when an
+      SQLite file does not exist. Writes then fail with :class:`StorageError`.
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class EventLogger:
         retention: RetentionPolicy | None = None,
         partitions_ahead: int | None = None,
         partition_check_minutes: float = DEFAULT_PARTITION_CHECK_MINUTES,
+        read_only: bool = False,
     ) -> None:
         if not poll_interval > 0:
             raise ValueError("poll_interval must be > 0 seconds")
@@ -168,7 +175,11 @@ class EventLogger:
             self._writer.bind()
         self._partitions_ahead = partitions_ahead
         self._upkeep = Upkeep()
-        if self._db.backend.partitions is not None:
+        scheduled = retention is not None and retention.every_minutes is not None
+        if read_only and scheduled:
+            raise ValueError("a read-only logger cannot prune on a schedule")
+        self._read_only = read_only
+        if self._db.backend.partitions is not None and not read_only:
             self._upkeep.keep_partitions(self.ensure_partitions, partition_check_minutes)
         if retention is not None and retention.every_minutes is not None:
             self._upkeep.prune_on_schedule(self.apply_retention, retention)
@@ -187,6 +198,9 @@ class EventLogger:
         ``url`` falls back to ``$EVENT_LOG_URL``, then :data:`DEFAULT_URL`. With
         ``migrate`` the schema is brought to the newest revision first. Leaving
         the ``async with`` flushes every pending write and disposes the engine.
+        The database is connected to before anything else, so an unreachable
+        one fails here with one :class:`StorageError`. ``read_only=True`` opens
+        it for reading only, and never migrates (see the class's keywords).
         ``await EventLogger.open(...)`` also works; then call ``close()`` yourself.
         """
         return Opening(cls, url, migrate, dict(options, max_data_bytes=max_data_bytes))
@@ -194,6 +208,11 @@ class EventLogger:
     @property
     def engine(self) -> AsyncEngine:
         return self._db.engine
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this is a reader's logger (see the ``read_only`` keyword)."""
+        return self._read_only
 
     @property
     def max_data_bytes(self) -> int:

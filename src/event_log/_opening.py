@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import URL
 
-from ._engine import create_engine, resolve_url
+from ._engine import check_connection, create_engine, resolve_url
 from ._migrate import upgrade
 
 if TYPE_CHECKING:
@@ -34,9 +34,11 @@ class Opening:
         self._logger: EventLogger | None = None
 
     async def _open(self) -> EventLogger:
-        engine = create_engine(resolve_url(self._url))
+        read_only = bool(self._options.get("read_only", False))
+        engine = create_engine(resolve_url(self._url), read_only=read_only)
         try:
-            if self._migrate:
+            await check_connection(engine)
+            if self._migrate and not read_only:
                 await upgrade(engine)
             logger = self._cls(engine, **self._options)
         except BaseException:

@@ -2,8 +2,8 @@
 
 Both run as tasks of the loop the logger was made in, repeat until the logger
 closes, and survive their own failures: each failure is logged on the
-``event_log`` logger and tried again next time, never raised into the
-application.
+``event_log`` logger as one line (ERROR; the traceback only at DEBUG) and
+tried again next time, never raised into the application.
 """
 
 from __future__ import annotations
@@ -78,11 +78,8 @@ class Upkeep:
                 created = await ensure()
             except LoggerClosedError:
                 return
-            except Exception:
-                _log.exception(
-                    "event_log: creating partitions failed; trying again in %s minutes",
-                    every_minutes,
-                )
+            except Exception as exc:
+                _failed("creating partitions", exc, every_minutes)
             else:
                 if created:
                     _log.info("event_log: created partitions %s", ", ".join(created))
@@ -100,11 +97,19 @@ class Upkeep:
                 deleted = await apply(policy)
             except LoggerClosedError:
                 return
-            except Exception:
+            except Exception as exc:
                 self.retention_failures += 1
-                _log.exception(
-                    "event_log: scheduled prune failed; trying again in %s minutes", every_minutes
-                )
+                _failed("scheduled prune", exc, every_minutes)
             else:
                 _log.info("event_log: scheduled prune deleted %d events", deleted)
             await asyncio.sleep(every_minutes * 60)
+
+
+def _failed(action: str, exc: Exception, every_minutes: float) -> None:
+    """One line for an operator; the traceback for whoever turns DEBUG on."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(exc).__name__
+    _log.error(
+        "event_log: %s failed (%s); trying again in %s minutes", action, reason, every_minutes
+    )
+    _log.debug("event_log: %s failed", action, exc_info=exc)

@@ -205,12 +205,16 @@ def features(url: str | URL | None = None) -> Features:
 
 
 @asynccontextmanager
-async def _engine(url_or_engine: UrlOrEngine, action: str) -> AsyncIterator[AsyncEngine]:
+async def _engine(
+    url_or_engine: UrlOrEngine, action: str, *, read_only: bool = False
+) -> AsyncIterator[AsyncEngine]:
+    """The caller's engine, or one made for the URL; a reader's (``read_only``) opens a
+    file or server database so that it refuses writes, and never creates a file."""
     with translate_storage_errors(action):
         if isinstance(url_or_engine, AsyncEngine):
             yield url_or_engine
             return
-        engine = create_engine(resolve_url(url_or_engine))
+        engine = create_engine(resolve_url(url_or_engine), read_only=read_only)
         try:
             yield engine
         finally:
@@ -232,9 +236,14 @@ def _current(connection: Connection) -> str | None:
 
 
 async def current_revision(url_or_engine: UrlOrEngine = None) -> str | None:
-    """The database's schema revision; None when it has no event-log schema."""
+    """The database's schema revision; None when it has no event-log schema (an SQLite
+    file that does not exist included: it is not created)."""
+    if not isinstance(url_or_engine, AsyncEngine):
+        path = database_file(url_or_engine)
+        if path is not None and not path.is_file():
+            return None
     async with (
-        _engine(url_or_engine, "reading the schema revision") as engine,
+        _engine(url_or_engine, "reading the schema revision", read_only=True) as engine,
         engine.connect() as connection,
     ):
         return await connection.run_sync(_current)
@@ -295,10 +304,14 @@ async def check(url_or_engine: UrlOrEngine = None) -> None:
 
     :class:`SchemaDriftError` when they differ (the optional GIN data index is
     no difference); :class:`RevisionError` when the database is not at the
-    newest revision.
+    newest revision (an SQLite file that does not exist included).
     """
+    if not isinstance(url_or_engine, AsyncEngine):
+        path = database_file(url_or_engine)
+        if path is not None and not path.is_file():
+            raise RevisionError(f"{path} does not exist, so it has no event-log schema")
     async with (
-        _engine(url_or_engine, "checking the schema") as engine,
+        _engine(url_or_engine, "checking the schema", read_only=True) as engine,
         engine.connect() as connection,
     ):
         try:
@@ -318,7 +331,7 @@ async def _layout(engine: AsyncEngine, read: Callable[[Connection], Any]) -> Any
 async def partitions(url_or_engine: UrlOrEngine = None) -> list[Partition]:
     """The range partitions of ``event_log``, oldest first; ``[]`` for a plain table and on
     databases without partitions (the DEFAULT partition is not listed)."""
-    async with _engine(url_or_engine, "listing partitions") as engine:
+    async with _engine(url_or_engine, "listing partitions", read_only=True) as engine:
         return list(await _layout(engine, list_partitions))
 
 
@@ -356,5 +369,5 @@ async def partition(
 async def table_stats(url_or_engine: UrlOrEngine = None) -> TableStats:
     """Rows, time range, counts by type and size on disk of the event log (see
     :class:`TableStats`)."""
-    async with _engine(url_or_engine, "reading statistics") as engine:
+    async with _engine(url_or_engine, "reading statistics", read_only=True) as engine:
         return await _table_stats(engine)

@@ -89,8 +89,14 @@ class Backend(ABC):
         return self.extra
 
     @abstractmethod
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
-        """An engine for ``url`` tuned for an append-heavy event log."""
+    def create_engine(
+        self, url: URL, *, read_only: bool = False, **engine_kwargs: Any
+    ) -> AsyncEngine:
+        """An engine for ``url`` tuned for an append-heavy event log.
+
+        With ``read_only`` the database itself refuses writes on every connection
+        (and a file database is opened, never created): a reader cannot change it.
+        """
 
     def prepare_path(self, url: URL) -> None:  # noqa: B027 - most backends need nothing
         """Make what a database at ``url`` needs before its first connection (a folder)."""

@@ -162,7 +162,9 @@ class MariaDBBackend(Backend):
     extra = "mariadb"
     drivers: ClassVar[dict[str, str]] = {"asyncmy": "asyncmy"}
 
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
+    def create_engine(
+        self, url: URL, *, read_only: bool = False, **engine_kwargs: Any
+    ) -> AsyncEngine:
         """utf8mb4, READ COMMITTED, UTC sessions.
 
         READ COMMITTED gives every statement a fresh snapshot (as on PostgreSQL),
@@ -180,6 +182,8 @@ class MariaDBBackend(Backend):
             cursor = dbapi_connection.cursor()
             try:
                 cursor.execute(SESSION_SQL)
+                if read_only:  # the server refuses writes in every later transaction
+                    cursor.execute("SET SESSION TRANSACTION READ ONLY")
             finally:
                 cursor.close()
 

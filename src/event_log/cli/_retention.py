@@ -121,7 +121,7 @@ def prune(
         click.confirm(f"Delete {pending} event{'s' if pending != 1 else ''} {before}?", abort=True)
 
     async def delete() -> int:
-        async with open_log(url) as log:
+        async with open_log(url, mode="write") as log:
             with progress_bar("Pruning") as progress:
                 bar = progress.add_task("prune", total=pending)
                 # The cutoffs stay the ones announced, however long the confirmation took.

@@ -2,18 +2,21 @@
 and turning the failures people can fix into one clear line.
 
 Commands call :func:`run` (the only ``asyncio.run``) with a coroutine that opens
-the log through :func:`open_log`. Readers never create or migrate a database:
-they say what is missing and which command makes it. Writers (``log``,
-``import``, ``demo``) bring the schema to the newest revision first, as
+the log through :func:`open_log`. Readers open the database read-only: they
+never create, migrate or change it, and say what is missing and which command
+makes it. Writers (``log``, ``import``, ``demo``) may create the file and its
+folder and bring the schema to the newest revision first, as
 ``EventLogger.open()`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,6 +38,7 @@ from . import _output
 
 __all__ = [
     "CliError",
+    "Mode",
     "Settings",
     "describe_error",
     "display_url",
@@ -46,7 +50,9 @@ __all__ = [
     "progress_bar",
     "require_file",
     "require_schema",
+    "require_writable",
     "run",
+    "storage_failure",
 ]
 
 T = TypeVar("T")
@@ -119,8 +125,7 @@ def expected_errors(url: URL | None = None) -> Iterator[None]:
     except (ImportSourceError, MissingDriverError) as exc:
         raise CliError(str(exc)) from None
     except StorageError as exc:
-        where = f" ({display_url(url)})" if url is not None else ""
-        raise CliError(f"database error{where}: {describe_error(exc)}") from None
+        raise CliError(storage_failure(url, exc)) from None
 
 
 def run(coroutine: Coroutine[Any, Any, T], *, url: URL | None = None) -> T:
@@ -129,25 +134,112 @@ def run(coroutine: Coroutine[Any, Any, T], *, url: URL | None = None) -> T:
         return asyncio.run(coroutine)
 
 
+Mode = Literal["read", "write", "create"]
+
+
 @asynccontextmanager
-async def open_log(url: URL, *, migrate: bool = False) -> AsyncIterator[EventLogger]:
-    """An open :class:`EventLogger`; with ``migrate`` the schema is created or upgraded,
-    without it the database must exist and be at the newest revision."""
-    if not migrate:
+async def open_log(url: URL, *, mode: Mode = "read") -> AsyncIterator[EventLogger]:
+    """An open :class:`EventLogger` for a command.
+
+    ``read``: the database must exist at the newest revision, and is opened
+    read-only (a reader never creates or changes a file). ``write``: the same,
+    writable (``prune``). ``create``: the file and its folder are made when
+    missing and the schema is brought to the newest revision (``log``, ``import``).
+    """
+    if mode != "create":
         require_file(url)
-    async with EventLogger.open(url, migrate=migrate) as log:
-        if not migrate:
+    else:
+        require_writable(url)
+    try:
+        log = await EventLogger.open(url, migrate=mode == "create", read_only=mode == "read")
+    except StorageError as exc:
+        raise CliError(storage_failure(url, exc, opening=True)) from None
+    try:
+        if mode != "create":
             await require_schema(log.engine, url)
         yield log
+    finally:
+        await log.close()
+
+
+# What a driver's message says, in lower case -> what to do about it.
+_FIXES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ('database "', "unknown database"),
+        "create the database, then run 'event-log db upgrade'",
+    ),
+    (
+        ("password", "authentication", "access denied", 'role "', "no pg_hba.conf"),
+        "check the user name and password in --url / EVENT_LOG_URL",
+    ),
+    (
+        (
+            "connect call failed",
+            "connection refused",
+            "could not connect",
+            "timeout",
+            "timed out",
+            "name or service not known",
+            "can't connect",
+            "unreachable",
+            "no route to host",
+            "temporary failure in name resolution",
+        ),
+        "check that the server is running and that --url / EVENT_LOG_URL names it",
+    ),
+)
+
+
+def storage_failure(url: URL | None, exc: StorageError, *, opening: bool = False) -> str:
+    """One line for a database failure: what failed, the driver's reason, the likeliest fix."""
+    reason = describe_error(exc)
+    lowered = reason.lower()
+    fix = next((fix for words, fix in _FIXES if any(w in lowered for w in words)), None)
+    if (
+        fix is None
+        and url is not None
+        and any(w in lowered for w in ("readonly", "read-only", "unable to open"))
+    ):
+        fix = writable_problem(url) or "check that the file and its folder are writable"
+    where = "" if url is None else f" {display_url(url)}"
+    head = f"cannot open{where}" if opening or fix is not None else f"database error{where}"
+    return f"{head}: {reason}" + (f" ({fix})" if fix else "")
+
+
+def writable_problem(url: URL) -> str | None:
+    """Why an SQLite file (or the folder it would be made in) cannot be written, or None."""
+    path = admin.database_file(url)
+    if path is None:
+        return None
+    existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    if existing is None:
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            return f"{existing} is on a read-only file system: use a writable location"
+    if path.is_file() and not os.access(path, os.W_OK):
+        return f"{path} is read-only: make it writable (chmod u+w) or use another file"
+    folder = path.parent if path.parent.exists() else existing
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable: SQLite writes its journal beside the file"
+    return None
+
+
+def require_writable(url: URL) -> None:
+    """A writer fails before it starts when its SQLite file cannot be written."""
+    problem = writable_problem(url)
+    if problem is not None:
+        raise CliError(f"cannot write the event log: {problem}")
 
 
 def require_file(url: URL) -> None:
     """An SQLite file must exist before a reader opens it (connecting would create it)."""
     path = admin.database_file(url)
     if path is not None and not path.is_file():
+        where = "the file does not exist" if path.parent.is_dir() else "its folder does not exist"
         raise CliError(
-            f"no event log at {path}: the file does not exist (create it with "
-            "'event-log db upgrade', or fill it with 'event-log demo')"
+            f"no event log at {path}: {where} (create it with 'event-log db upgrade', "
+            "or fill it with 'event-log demo')"
         )
 
 

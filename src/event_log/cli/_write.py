@@ -55,7 +55,7 @@ def log_command(
     url = settings.url
 
     async def go() -> Event:
-        async with open_log(url, migrate=True) as log:
+        async with open_log(url, mode="create") as log:
             return await log.log_event(
                 event_type,
                 source,
@@ -139,7 +139,7 @@ def import_command(settings: Settings, file: str | None, legacy: str | None) -> 
 
     async def go() -> _io.ImportReport:
         with _io.LineSource(file) as source:
-            async with open_log(url, migrate=True) as log:
+            async with open_log(url, mode="create") as log:
                 with progress_bar("Importing") as progress:
                     bar = progress.add_task("import", total=source.size)
 
@@ -178,7 +178,7 @@ def _import_legacy(url: URL, path: str) -> None:
 
     async def go() -> tuple[LegacyImport, list[str]]:
         with LegacyDatabase(path) as source:
-            async with open_log(url, migrate=True) as log:
+            async with open_log(url, mode="create") as log:
                 with progress_bar("Importing") as progress:
                     bar = progress.add_task("import", total=source.total)
                     report = await source.import_into(

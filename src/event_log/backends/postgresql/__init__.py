@@ -17,6 +17,7 @@ from sqlalchemy import (
     Delete,
     Dialect,
     delete,
+    event,
     extract,
     func,
     literal,
@@ -116,8 +117,23 @@ class PostgreSQLBackend(Backend):
     def extra_for(self, driver: str) -> str | None:
         return "psycopg" if driver == "psycopg" else self.extra
 
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
-        return create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+    def create_engine(
+        self, url: URL, *, read_only: bool = False, **engine_kwargs: Any
+    ) -> AsyncEngine:
+        engine = create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+        if read_only:
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _read_only(dbapi_connection: Any, _record: Any) -> None:
+                # Every transaction of the session is READ ONLY: the server refuses writes.
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                finally:
+                    cursor.close()
+                dbapi_connection.commit()
+
+        return engine
 
     def timestamp_type(self) -> TypeEngine[datetime]:
         return AwareTimestamp()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
 from .._backend import Backend, BackendName
-from ._engine import create_sqlite_engine, is_memory, prepare_path
+from ._engine import create_sqlite_engine, file_path, is_memory, prepare_path
 from ._json import data_clauses
 from ._sink import bump_sql, text_rows
 from ._types import TextTimestamp
@@ -41,8 +41,10 @@ class SQLiteBackend(Backend):
     drivers: ClassVar[dict[str, str]] = {"aiosqlite": "aiosqlite"}
     render_as_batch = True
 
-    def create_engine(self, url: URL, **engine_kwargs: Any) -> AsyncEngine:
-        return create_sqlite_engine(url, **engine_kwargs)
+    def create_engine(
+        self, url: URL, *, read_only: bool = False, **engine_kwargs: Any
+    ) -> AsyncEngine:
+        return create_sqlite_engine(url, read_only=read_only, **engine_kwargs)
 
     def prepare_path(self, url: URL) -> None:
         prepare_path(url)
@@ -51,7 +53,7 @@ class SQLiteBackend(Backend):
         return is_memory(url)
 
     def file_path(self, url: URL) -> str | None:
-        return None if is_memory(url) else url.database
+        return file_path(url)
 
     def timestamp_type(self) -> TypeEngine[datetime]:
         return TextTimestamp()

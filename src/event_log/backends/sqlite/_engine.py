@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_sqlite_engine", "is_memory", "sqlite_pragmas"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_sqlite_engine",
+    "file_path",
+    "is_memory",
+    "prepare_path",
+    "sqlite_pragmas",
+]
 
 # How long an SQLite connection waits for another process's write lock before
 # failing with "database is locked". Writes here are short batches, so five
@@ -23,13 +31,37 @@ def is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
-def sqlite_pragmas(*, memory: bool) -> list[str]:
+_READ_ONLY_PREFIX = "file:"
+
+
+def file_path(url: URL) -> str | None:
+    """The file of a file database (also of the read-only URI a reader's engine uses)."""
+    if is_memory(url):
+        return None
+    database = str(url.database)
+    if url.query.get("uri") == "true" and database.startswith(_READ_ONLY_PREFIX):
+        return unquote(database[len(_READ_ONLY_PREFIX) :])
+    return database
+
+
+def read_only_url(url: URL) -> URL:
+    """``url`` as an SQLite URI filename opened with ``mode=ro``: never created, never written."""
+    path = Path(str(url.database)).expanduser().absolute()
+    return url.set(database=_READ_ONLY_PREFIX + quote(str(path))).update_query_dict(
+        {"mode": "ro", "uri": "true"}
+    )
+
+
+def sqlite_pragmas(*, memory: bool, read_only: bool = False) -> list[str]:
     """The PRAGMAs every connection to an event-log SQLite database runs first."""
     pragmas = [
         f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
         # The event_log table has no foreign keys; keep the check off the hot path.
         "PRAGMA foreign_keys = OFF",
     ]
+    if read_only:
+        # A reader changes nothing: the file keeps the journal mode its writers chose.
+        return pragmas
     if not memory:
         pragmas += [
             # WAL: readers never block the writer and the writer never blocks readers.
@@ -48,9 +80,13 @@ def prepare_path(url: URL) -> None:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
-    """An engine whose every connection is tuned by :func:`sqlite_pragmas`."""
+def create_sqlite_engine(url: URL, *, read_only: bool = False, **engine_kwargs: Any) -> AsyncEngine:
+    """An engine whose every connection is tuned by :func:`sqlite_pragmas`; with
+    ``read_only`` the file is opened with ``mode=ro`` (a missing file is an error)."""
     memory = is_memory(url)
+    read_only = read_only and not memory  # an in-memory database is its engine's own
+    if read_only:
+        url = read_only_url(url)
     if memory:
         # One connection shared by every session: an in-memory SQLite database
         # lives exactly as long as its connection, i.e. as long as the logger.
@@ -59,13 +95,13 @@ def create_sqlite_engine(url: URL, **engine_kwargs: Any) -> AsyncEngine:
         engine_kwargs.setdefault("connect_args", {"check_same_thread": False})
 
     engine = create_async_engine(url, **engine_kwargs)
-    pragmas = sqlite_pragmas(memory=memory)
+    pragmas = sqlite_pragmas(memory=memory, read_only=read_only)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _tune(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
-            if not memory:
+            if not memory and not read_only:
                 cursor.execute("PRAGMA page_count")
                 if cursor.fetchone()[0] == 0:
                     # A new, empty file: incremental auto-vacuum lets prune hand
