@@ -475,6 +475,12 @@ def test_summary(url: str) -> None:
     assert sum(counts["counts"].values()) == 13
     assert list(counts["counts"].values()) == sorted(counts["counts"].values(), reverse=True)
     assert sum(json.loads(ok(cli(url, "summary", "-m", "600")).stdout)["counts"].values()) == 26
+    # The window is a duration, as everywhere else; --minutes stays for older scripts.
+    wide = json.loads(ok(cli(url, "summary", "--since", "10h")).stdout)
+    assert sum(wide["counts"].values()) == 26
+    assert wide["since"].endswith("Z") and wide["until"].endswith("Z")
+    assert sum(json.loads(ok(cli(url, "summary", "--since", "2h")).stdout)["counts"].values()) == 13
+    fails(cli(url, "summary", "--since", "2h", "--minutes", "5"), 2, "--since", "--minutes")
 
     by_agent = json.loads(ok(cli(url, "summary", "--by", "agent")).stdout)["counts"]
     assert by_agent == {"a-1": 6, "a-2": 5, "": 2}
@@ -483,7 +489,7 @@ def test_summary(url: str) -> None:
     assert by_source["swarm.coordinator"] == 1
 
     table = ok(cli(url, "summary", "-F", "table")).stdout
-    assert table.startswith("Last 60 minutes: 13 events")
+    assert table.startswith("Last 1h: 13 events")
     top = next(line for line in table.splitlines() if line.startswith("task.created"))
     assert "2" in top.split()
     assert "█" in top
@@ -520,6 +526,7 @@ def test_summary(url: str) -> None:
     fails(cli(url, "summary", "--every", "0s"), 2, "--every")
     fails(cli(url, "summary", "--by", "colour"), 2, "colour")
     fails(cli(url, "summary", "--minutes", "-5"), 2, "--minutes")
+    fails(cli(url, "summary", "--since", "-5m"), 2, "--since")
 
 
 def test_tail_shows_the_newest_events_oldest_first(filled: str) -> None:
@@ -719,8 +726,12 @@ def test_stats(filled: str) -> None:
     stats = json.loads(ok(cli(url, "stats")).stdout)
     assert stats["rows"] == 13
     assert stats["revision"] == "0002"
-    assert stats["oldest"] == T0.isoformat()
-    assert stats["newest"] == (T0 + 12 * timedelta(milliseconds=250)).isoformat()
+    # Times as every JSON output writes them, an event's timestamp included: UTC with Z.
+    assert stats["oldest"] == T0.isoformat().replace("+00:00", "Z")
+    newest = T0 + 12 * timedelta(milliseconds=250)
+    assert stats["newest"] == newest.isoformat().replace("+00:00", "Z")
+    first = json.loads(ok(cli(url, "query", "--oldest-first", "-n", "1", "-F", "json")).stdout)
+    assert first["timestamp"] == stats["oldest"]
     assert stats["by_type"]["task.created"] == 2
     assert sum(stats["by_type"].values()) == 13
     assert stats["size_bytes"] > 0

@@ -86,7 +86,9 @@ def parse_where(text: str) -> tuple[str, str, Any]:
 
     The first operator in the text splits it (two-character operators before
     their one-character prefixes), so such keys cannot contain ``=``, ``<`` or
-    ``>`` (``data_contains`` can match those). The value is JSON when it parses
+    ``>`` (``data_contains`` can match those). A value that starts with an
+    operator character (``a>>1``, ``a==1``) is refused as a mistyped operator;
+    quote it as JSON (``a=">1"``) to mean that text. The value is JSON when it parses
     (``100``, ``true``, ``null``, ``"42"``), else the text itself (``gpt-4``);
     ``NaN`` and ``Infinity`` stay text.
     """
@@ -101,6 +103,14 @@ def parse_where(text: str) -> tuple[str, str, Any]:
     key, raw = text[:at].strip(), text[at + len(op) :].strip()
     if not key:
         raise ValueError(f"data_where {text!r}: the key before the operator is empty")
+    if raw[:1] in ("=", "<", ">", "!"):
+        # "a>>1", "a=>1", "a==1": an operator that does not exist, not a text value.
+        wrong = op + raw[: 2 if raw[1:2] in ("=", "<", ">") else 1]
+        raise ValueError(
+            f"data_where {text!r}: {wrong!r} is not an operator (use one of "
+            f"{' '.join(OPERATORS)}; to compare with text that starts with {raw[0]!r}, "
+            f'quote it as JSON: {key}{op}"{raw}")'
+        )
     try:
         value: Any = json.loads(raw, parse_constant=_no_constants)
     except ValueError:
@@ -280,7 +290,9 @@ class EventFilter(BaseModel):
         more ``KEY OP VALUE`` conditions (see :func:`parse_where`). A value that
         is not text (a ``datetime`` worked out by the caller, say) is taken as
         it is; ``None`` and empty lists count as not given. Problems raise
-        ``ValueError`` naming the field.
+        ``ValueError`` naming the field, and so does a window that cannot hold
+        an event (``since`` at or after ``until``): text comes from a person,
+        for whom such a window is a mistake, not a question.
         """
         values: dict[str, Any] = {}
         for name, raw in texts.items():
@@ -299,7 +311,13 @@ class EventFilter(BaseModel):
                 values[name] = [parse_where(i) if isinstance(i, str) else i for i in items]
             else:
                 values[name] = raw
-        return filter_from(None, values)
+        flt = filter_from(None, values)
+        if flt.since is not None and flt.until is not None and flt.since >= flt.until:
+            raise ValueError(
+                f"since ({flt.since.isoformat()}) must be before until ({flt.until.isoformat()}): "
+                "the window holds no time"
+            )
+        return flt
 
     def compiled(self) -> CompiledFilter:
         """The validated parts the library's statements are built from."""

@@ -27,7 +27,7 @@ from typing import IO, Any, Literal
 from event_log import Event, EventFilter, EventLogger
 
 from ._output import CSV_FIELDS, csv_row, event_json
-from ._runtime import CliError, iter_events
+from ._runtime import CliError, Listing
 
 __all__ = [
     "EXPORT_KINDS",
@@ -114,7 +114,7 @@ async def export_events(
 ) -> int:
     """Write every matching event, oldest first; return how many."""
     count = 0
-    async for event in iter_events(log, flt, newest_first=False, limit=None):
+    async for event in Listing(log, flt, newest_first=False, limit=None):
         out.write(event)
         count += 1
         if count % 500 == 0:

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import click
@@ -33,6 +33,7 @@ __all__ = [
     "csv_row",
     "data_text",
     "echo_json",
+    "json_time",
     "event_json",
     "format_option",
     "pick_format",
@@ -89,6 +90,14 @@ def event_json(event: Event) -> str:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def json_time(moment: datetime | None) -> str | None:
+    """A time as every JSON output of the command line writes it: UTC, ``Z``, the way an
+    event's own ``timestamp`` is written (pydantic's JSON mode)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def csv_row(event: Event) -> list[str]:

@@ -13,17 +13,40 @@ from event_log import Event, EventFilter, EventLogger, InvalidCursorError
 
 from . import _output
 from ._filter_options import filter_from_options, filter_options
-from ._runtime import CliError, Settings, iter_events, open_log, pass_settings, run
+from ._runtime import CliError, Listing, Settings, open_log, pass_settings, run
 
 __all__ = ["agent", "query", "tail", "task"]
+
+# Events a listing shows when neither --limit nor --all is given.
+DEFAULT_LIMIT = 100
+
+
+def limit_options(func: Any) -> Any:
+    """``-n/--limit`` and ``--all``: the same two options on every listing command."""
+    func = click.option(
+        "--all",
+        "everything",
+        is_flag=True,
+        help="Every matching event (read page by page and streamed).",
+    )(func)
+    return click.option(
+        "--limit",
+        "-n",
+        type=click.IntRange(min=1),
+        help=f"At most this many events (default {DEFAULT_LIMIT}); stderr says when more match.",
+    )(func)
+
+
+def pick_limit(limit: int | None, everything: bool) -> int | None:
+    """The cap a listing stops at: None for --all."""
+    if everything and limit is not None:
+        raise click.UsageError("use either --all or --limit")
+    return None if everything else (limit or DEFAULT_LIMIT)
 
 
 @click.command()
 @filter_options
-@click.option(
-    "--limit", "-n", type=click.IntRange(min=1), help="At most this many events (default 100)."
-)
-@click.option("--all", "everything", is_flag=True, help="Every matching event (pages through).")
+@limit_options
 @click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
 @_output.format_option(*_output.EVENT_FORMATS)
 @pass_settings
@@ -37,20 +60,23 @@ def query(
     **filter_args: Any,
 ) -> None:
     """List events matching the filters, newest first."""
-    if everything and limit is not None:
-        raise click.UsageError("use either --all or --limit")
+    cap = pick_limit(limit, everything)
     flt = filter_from_options(filter_args)
     url = settings.url
     out = _output.EventStream(_output.pick_format(fmt))
+    listing: Listing | None = None
 
     async def go() -> None:
+        nonlocal listing
         async with open_log(url) as log:
-            cap = None if everything else (limit or 100)
-            async for event in iter_events(log, flt, newest_first=not oldest_first, limit=cap):
+            listing = Listing(log, flt, newest_first=not oldest_first, limit=cap)
+            async for event in listing:
                 out.write(event)
 
     run(go(), url=url)
     out.close()
+    if listing is not None:
+        listing.say_if_more()
 
 
 @click.command()
@@ -79,23 +105,31 @@ def task(settings: Settings, task_id: str, fmt: str | None) -> None:
 
 @click.command()
 @click.argument("agent_id")
-@click.option("--limit", "-n", type=click.IntRange(1, 1000), default=100, show_default=True)
+@limit_options
 @_output.format_option(*_output.EVENT_FORMATS)
 @pass_settings
-def agent(settings: Settings, agent_id: str, limit: int, fmt: str | None) -> None:
+def agent(
+    settings: Settings, agent_id: str, limit: int | None, everything: bool, fmt: str | None
+) -> None:
     """An agent's most recent events, newest first."""
+    cap = pick_limit(limit, everything)
     url = settings.url
-
-    async def go() -> list[Event]:
-        async with open_log(url) as log:
-            return await log.get_agent_events(agent_id, limit=limit)
-
-    events = run(go(), url=url)
-    if not events:
-        raise CliError(f"no events for agent {agent_id!r}")
     out = _output.EventStream(_output.pick_format(fmt))
-    out.write_all(events)
+    listing: Listing | None = None
+
+    async def go() -> None:
+        nonlocal listing
+        async with open_log(url) as log:
+            listing = Listing(log, EventFilter(agent_id=agent_id), newest_first=True, limit=cap)
+            async for event in listing:
+                out.write(event)
+
+    run(go(), url=url)
+    if out.count == 0:
+        raise CliError(f"no events for agent {agent_id!r}")
     out.close()
+    if listing is not None:
+        listing.say_if_more()
 
 
 @click.command()
@@ -106,7 +140,7 @@ def agent(settings: Settings, agent_id: str, limit: int, fmt: str | None) -> Non
     type=click.IntRange(0, 1000),
     default=10,
     show_default=True,
-    help="How many of the newest events to show first.",
+    help="How many of the newest events to show first (as in tail(1), -n counts lines here).",
 )
 @click.option("--follow", "-f", is_flag=True, help="Then follow new events until Ctrl-C.")
 @_output.format_option(*_output.EVENT_FORMATS)

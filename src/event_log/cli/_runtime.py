@@ -38,12 +38,12 @@ from . import _output
 
 __all__ = [
     "CliError",
+    "Listing",
     "Mode",
     "Settings",
     "describe_error",
     "display_url",
     "expected_errors",
-    "iter_events",
     "open_log",
     "parse_url",
     "pass_settings",
@@ -264,24 +264,48 @@ async def require_schema(url_or_engine: Any, url: URL) -> None:
     )
 
 
-async def iter_events(
-    log: EventLogger, flt: EventFilter, *, newest_first: bool, limit: int | None
-) -> AsyncIterator[Event]:
-    """Matching events page by page (keyset cursors), at most ``limit`` (None: all)."""
-    cursor: str | None = None
-    remaining = limit
-    while remaining is None or remaining > 0:
-        size = MAX_PAGE_SIZE if remaining is None else min(remaining, MAX_PAGE_SIZE)
-        page = await log.list_events(
-            filter=flt, limit=size, cursor=cursor, newest_first=newest_first
+class Listing:
+    """Matching events page by page (keyset cursors), at most ``limit`` (None: all).
+
+    Once iterated, ``more`` tells whether events beyond ``limit`` match: a command
+    that stops at a limit says so rather than leave the rest unmentioned.
+    """
+
+    def __init__(
+        self, log: EventLogger, flt: EventFilter, *, newest_first: bool, limit: int | None
+    ) -> None:
+        self._log, self._filter, self._newest_first, self._limit = log, flt, newest_first, limit
+        self.more = False
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        cursor: str | None = None
+        remaining = self._limit
+        while remaining is None or remaining > 0:
+            size = MAX_PAGE_SIZE if remaining is None else min(remaining, MAX_PAGE_SIZE)
+            page = await self._log.list_events(
+                filter=self._filter, limit=size, cursor=cursor, newest_first=self._newest_first
+            )
+            for event in page.events:
+                yield event
+            if remaining is not None:
+                remaining -= len(page.events)
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+        # Stopped at the limit with a next page to read: one more event decides.
+        rest = await self._log.list_events(
+            filter=self._filter, limit=1, cursor=cursor, newest_first=self._newest_first
         )
-        for event in page.events:
-            yield event
-        if remaining is not None:
-            remaining -= len(page.events)
-        cursor = page.next_cursor
-        if cursor is None:
-            return
+        self.more = bool(rest.events)
+
+    def say_if_more(self, what: str = "events") -> None:
+        """On stderr, when the limit cut the listing short: how to get the rest."""
+        if self.more:
+            click.echo(
+                f"More {what} match than the {self._limit} shown: "
+                "raise --limit, or use --all for every one.",
+                err=True,
+            )
 
 
 def progress_bar(label: str) -> Progress:

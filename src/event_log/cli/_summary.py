@@ -22,12 +22,16 @@ assert set(_BY.values()) <= set(typing.get_args(HistogramGroup))
 
 @click.command()
 @click.option(
+    "--since",
+    "window",
+    type=Duration(positive=True),
+    help=f"The window, ending now: {DURATION_HELP} (default: 1h).",
+)
+@click.option(
     "--minutes",
     "-m",
     type=click.FloatRange(min=0, min_open=True),
-    default=60,
-    show_default=True,
-    help="The window: the last this many minutes.",
+    hidden=True,  # the older spelling of the window, kept for scripts
 )
 @click.option("--by", type=click.Choice(list(_BY)), help="Count by (default: type).")
 @click.option(
@@ -36,25 +40,36 @@ assert set(_BY.values()) <= set(typing.get_args(HistogramGroup))
 @_output.format_option("table", "json")
 @pass_settings
 def summary(
-    settings: Settings, minutes: float, by: str | None, every: timedelta | None, fmt: str | None
+    settings: Settings,
+    window: timedelta | None,
+    minutes: float | None,
+    by: str | None,
+    every: timedelta | None,
+    fmt: str | None,
 ) -> None:
-    """Event counts over the last MINUTES, with bars; --every draws them over time."""
+    """Event counts over the last hour (or --since), with bars; --every draws them over time."""
     url = settings.url
     fmt = _output.pick_format(fmt)
+    if window is not None and minutes is not None:
+        raise click.UsageError("use either --since or --minutes")
     until = datetime.now(UTC)
     try:
-        since = until - timedelta(minutes=minutes)
+        if minutes is not None:
+            window = timedelta(minutes=minutes)
+        window = window or timedelta(hours=1)
+        since = until - window
     except OverflowError:
-        raise click.BadParameter("too large", param_hint="'--minutes'") from None
+        raise click.BadParameter("too large", param_hint="'--since'") from None
+    minutes = window / timedelta(minutes=1)
     # The buckets are aligned to the epoch, so the window can straddle one more.
     if every is not None and (until - since) / every > MAX_BUCKETS - 1:
         raise click.BadParameter(
-            f"{minutes:g} minutes in buckets of {duration_text(every)} would be more than "
+            f"{duration_text(window)} in buckets of {duration_text(every)} would be more than "
             f"{MAX_BUCKETS} buckets: choose a longer --every",
             param_hint="'--every'",
         )
     group = _BY[by] if by is not None else None
-    window = f"Last {minutes:g} minutes"
+    title = f"Last {duration_text(window)}"
 
     if every is None:
 
@@ -80,14 +95,14 @@ def summary(
         if fmt == "json":
             _output.echo_json(
                 {
-                    "since": since.isoformat(),
-                    "until": until.isoformat(),
+                    "since": _output.json_time(since),
+                    "until": _output.json_time(until),
                     "by": by or "type",
                     "counts": dict(sorted(result.items(), key=lambda kv: (-kv[1], kv[0]))),
                 }
             )
         else:
-            _output.print_counts(window, by or "type", result)
+            _output.print_counts(title, by or "type", result)
         return
 
     async def histogram() -> list[HistogramBucket]:
@@ -99,7 +114,7 @@ def summary(
         for bucket in buckets:
             _output.echo_json(bucket.model_dump(mode="json"))
     else:
-        _output.print_histogram(f"{window}, every {duration_text(every)}", buckets, by)
+        _output.print_histogram(f"{title}, every {duration_text(every)}", buckets, by)
 
 
 @click.command()
@@ -120,8 +135,8 @@ def stats(settings: Settings, fmt: str | None) -> None:
             {
                 "url": display_url(url),
                 "rows": table.rows,
-                "oldest": None if table.oldest is None else table.oldest.isoformat(),
-                "newest": None if table.newest is None else table.newest.isoformat(),
+                "oldest": _output.json_time(table.oldest),
+                "newest": _output.json_time(table.newest),
                 "size_bytes": table.size_bytes,
                 "revision": revision,
                 "reclaimable_bytes": table.reclaimable_bytes,
