@@ -1,34 +1,45 @@
 """End to end: the real server in its own process, the page in headless Chromium.
 
-``serve()`` (what ``event-log serve`` runs) is started in a subprocess on a
-free loopback port over a file SQLite database. This process writes to the same
-file through the library, as a coordinator would, and Playwright drives Debian's
-``/usr/bin/chromium`` (no browser download). Screenshots go to
-``$EVENT_LOG_TEST_ARTIFACTS`` when set, else to the test's ``tmp_path``.
+``serve()`` (what ``event-log serve`` runs) is started once for the module in a
+subprocess on a free loopback port over a file SQLite database, and one
+Chromium is shared by the tests (each opens its own browser context). This
+process writes to the same file through the library, as a coordinator would,
+and Playwright drives Debian's ``/usr/bin/chromium`` (no browser download).
+The page's Content-Security-Policy stays on, so a blocked script or style is a
+console error and fails the test. Screenshots go to ``$EVENT_LOG_TEST_ARTIFACTS``
+when set, else to a temporary directory; the path is printed.
 
-Without Chromium the test skips, saying how to install it; under ``CI=true`` it
-fails instead.
+Tests write events that later tests also see, so each one looks at its own
+slice of the log (a source, a task) or counts what it added itself.
+
+Without Chromium the tests skip, saying how to install it; under ``CI=true``
+they fail instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import pytest_asyncio
 
 from event_log import Event, EventLogger
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 CHROMIUM = os.environ.get("EVENT_LOG_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,6 +54,10 @@ CHROMIUM_ARGS = [
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# The colour of failures (--bad in page.css) as computed styles give it.
+RED = "rgb(220, 38, 38)"
+# Chromium's console line for an HTTP error answer: expected for a refused filter.
+_REFUSED = re.compile(r"status of 400 \(Bad Request\)")
 
 
 def _need_browser() -> Any:
@@ -66,22 +81,41 @@ def _need_browser() -> Any:
     return async_api
 
 
-@pytest.fixture
-def async_api() -> Any:
-    """Checked before the server starts, so a machine without a browser skips at once."""
-    return _need_browser()
+@dataclass
+class Seeded:
+    """The events the server starts with, by the slice each test looks at."""
+
+    all: list[Event] = field(default_factory=list)
+    task: list[Event] = field(default_factory=list)  # t-9: a task with failed steps
+    bulk: list[Event] = field(default_factory=list)  # source "bulk": pages of five
+
+    def newest_first(self, events: list[Event] | None = None) -> list[str]:
+        chosen = self.all if events is None else events
+        return [e.id for e in sorted(chosen, key=lambda e: (e.timestamp, e.id), reverse=True)]
 
 
 @dataclass(frozen=True)
 class Served:
     base: str
     db_url: str
-    seeded: list[Event]
+    seeded: Seeded
     artifacts: Path
 
 
-async def _seed(url: str) -> list[Event]:
-    now = datetime.now(UTC)
+# Seconds after t-9's first event that each of its steps happened.
+TASK_STEPS = [
+    ("task.created", "coordinator", 0.0),
+    ("task.assigned", "coordinator", 0.8),
+    ("task.started", "a-2", 4.5),
+    ("tool.called", "a-2", 5.0),
+    ("tool.failed", "a-2", 7.2),
+    ("task.failed", "a-2", 7.5),
+]
+
+
+async def _seed(url: str) -> Seeded:
+    now = datetime.now(UTC).replace(microsecond=0)
+    seeded = Seeded()
     rows = [
         ("agent.joined", "coordinator", None, "a-1"),
         ("task.created", "coordinator", "t-1", None),
@@ -92,17 +126,33 @@ async def _seed(url: str) -> list[Event]:
         ("task.completed", "a-1", "t-1", "a-1"),
     ]
     async with EventLogger.open(url) as log:
-        return [
-            await log.log_event(
+        for n, (kind, source, task, agent) in enumerate(rows):
+            seeded.all.append(
+                await log.log_event(
+                    kind,
+                    source,
+                    task_id=task,
+                    agent_id=agent,
+                    data={"step": n},
+                    timestamp=now - timedelta(minutes=30 - 4 * n),
+                )
+            )
+        start = now - timedelta(minutes=20)
+        for kind, source, after in TASK_STEPS:
+            event = await log.log_event(
                 kind,
                 source,
-                task_id=task,
-                agent_id=agent,
-                data={"step": n},
-                timestamp=now - timedelta(minutes=30 - 4 * n),
+                task_id="t-9",
+                agent_id="a-2" if source == "a-2" else None,
+                timestamp=start + timedelta(seconds=after),
             )
-            for n, (kind, source, task, agent) in enumerate(rows)
-        ]
+            seeded.task.append(event)
+        for n in range(12):
+            # Two share a timestamp: paging must neither skip nor repeat either.
+            moment = now - timedelta(minutes=45 - min(n, 10))
+            seeded.bulk.append(await log.log_event("bulk.tick", "bulk", timestamp=moment))
+    seeded.all += seeded.task + seeded.bulk
+    return seeded
 
 
 def _free_port() -> int:
@@ -111,9 +161,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """``serve()`` in a subprocess over a seeded file database."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``serve()`` in a subprocess over a seeded file database, for the whole module."""
+    _need_browser()  # a machine without a browser skips before the server starts
+    tmp_path = tmp_path_factory.mktemp("web-e2e")
     artifacts = Path(os.environ.get("EVENT_LOG_TEST_ARTIFACTS") or tmp_path)
     artifacts.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
@@ -150,129 +202,364 @@ def served(tmp_path: Path) -> Iterator[Served]:
             process.wait()
     text = log_path.read_text()
     assert "Traceback" not in text, text
+    print("screenshots in", artifacts)
 
 
-async def test_live_page_in_chromium(async_api: Any, served: Served) -> None:
-    problems: list[str] = []
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser(served: Served) -> AsyncIterator[Any]:
+    async_api = _need_browser()
     async with async_api.async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            # bypass_csp lets Playwright evaluate its checks in the page; it also
-            # means the XSS check below tests the escaping, not the CSP behind it.
-            page = await browser.new_page(viewport=LAPTOP, bypass_csp=True)
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in ("error", "warning")
-                else None,
-            )
-            await page.goto(served.base + "/")
-            await page.wait_for_selector('#status[data-state="live"]', timeout=10_000)
-
-            # The stored events, newest first.
-            feed = page.locator("#events > li")
-            await page.wait_for_function(
-                f"document.querySelectorAll('#events > li').length === {len(served.seeded)}"
-            )
-            shown = await feed.evaluate_all("items => items.map(li => li.dataset.eventId)")
-            assert shown == [e.id for e in reversed(served.seeded)]
-
-            # The summary chart: stacked bars over time, and the counts by type.
-            assert await page.locator("#timechart rect.bar").count() >= len(served.seeded) - 1
-            counts = page.locator('#typecounts li[data-type="task.created"] .n')
-            assert await counts.text_content() == "2"
-            assert await page.locator("#summary-total").text_content() == "7 events"
-
-            # A mark on this page's window: gone if the page reloads.
-            await page.evaluate("window.__sameDocument = true")
-            async with EventLogger.open(served.db_url) as log:
-                # A new event, written by another process, pushed to the open page by the
-                # stream: marked fresh (a listing's items are not), on top, no reload.
-                event = await log.log_event(
-                    "tool.completed", "a-1", task_id="t-1", agent_id="a-1", data={"ok": True}
-                )
-                await page.wait_for_selector(
-                    f'#events > li[data-event-id="{event.id}"]', timeout=10_000
-                )
-                first = feed.first
-                assert await first.get_attribute("data-event-id") == event.id, "prepended"
-                assert "fresh" in ((await first.get_attribute("class")) or "").split()
-                assert await page.evaluate("window.__sameDocument") is True
-                assert await page.locator("#events > li.fresh").count() == 1
-
-                # Untrusted text stays text.
-                hostile = '<img src=x onerror="window.__xss=1">'
-                evil = await log.log_event(
-                    "system.warning", hostile, task_id=hostile, data={hostile: hostile}
-                )
-                item = page.locator(f'#events > li[data-event-id="{evil.id}"]')
-                await item.wait_for(timeout=10_000)
-                assert await item.locator("img").count() == 0
-                assert await item.locator(".src").text_content() == hostile
-                assert await page.evaluate("window.__xss") is None
-
-                # The task timeline, reached by clicking a task id.
-                await page.locator(
-                    f'#events > li[data-event-id="{event.id}"] a.task'
-                ).click()
-                await page.wait_for_selector("#timeline:not([hidden])")
-                task_events = [e for e in served.seeded if e.task_id == "t-1"] + [event]
-                steps = page.locator("#timeline-list li.step")
-                await page.wait_for_function(
-                    "document.querySelectorAll('#timeline-list li.step').length === "
-                    f"{len(task_events)}"
-                )
-                order = await steps.evaluate_all("items => items.map(li => li.dataset.eventId)")
-                assert order == [e.id for e in task_events], "oldest first"
-                assert await page.locator("#timeline-task").text_content() == "t-1"
-                assert (await steps.first.locator(".offset").text_content()) == "+0.000s"
-
-                # The summary catches up with the new events.
-                await page.wait_for_function(
-                    "document.querySelector('#summary-total').textContent === '9 events'",
-                    timeout=10_000,
-                )
-                await page.screenshot(path=served.artifacts / "web-laptop.png", full_page=True)
-
-                # Filters: only tool events now, old and new.
-                await page.fill('input[name="type"]', "tool.*")
-                await page.click('#filter-form button[type="submit"]')
-                await page.wait_for_function(
-                    "[...document.querySelectorAll('#events > li')].every("
-                    "li => li.querySelector('.type').textContent.startsWith('tool.'))"
-                    " && document.querySelectorAll('#events > li').length === 2"
-                )
-                assert "type=tool.*" in page.url.replace("%2A", "*")
-                await page.wait_for_selector('#status[data-state="live"]')
-                await log.log_event("task.failed", "a-1", task_id="t-2")
-                tool = await log.log_event("tool.failed", "a-1", task_id="t-2")
-                await page.wait_for_selector(
-                    f'#events > li[data-event-id="{tool.id}"]', timeout=10_000
-                )
-                assert await feed.count() == 3
-
-            # A phone: one column, nothing wider than the screen.
-            phone = await browser.new_page(
-                viewport=PHONE, is_mobile=True, has_touch=True, bypass_csp=True
-            )
-            await phone.goto(served.base + "/#task=t-1")
-            await phone.wait_for_selector('#status[data-state="live"]', timeout=10_000)
-            await phone.wait_for_selector("#timeline-list li.step")
-            await phone.wait_for_selector("#timechart rect.bar")
-            overflow = await phone.evaluate(
-                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-            )
-            assert overflow <= 0, f"the page is {overflow}px wider than a phone"
-            columns = await phone.evaluate(
-                "getComputedStyle(document.querySelector('main'))"
-                ".gridTemplateColumns.split(' ').length"
-            )
-            assert columns == 1
-            await phone.evaluate("window.scrollTo(0, 0)")  # the sticky header on top
-            await phone.screenshot(path=served.artifacts / "web-phone.png", full_page=True)
+            yield chromium
         finally:
-            await browser.close()
-    assert problems == []
-    print("screenshots:", served.artifacts / "web-laptop.png", served.artifacts / "web-phone.png")
+            await chromium.close()
 
+
+class Pages:
+    """Browser contexts for one test; their console errors fail it at the end."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.contexts: list[Any] = []
+        self.problems: list[str] = []
+
+    async def open(self, **options: Any) -> Any:
+        options.setdefault("viewport", LAPTOP)
+        context = await self.browser.new_context(**options)
+        self.contexts.append(context)
+        page = await context.new_page()
+        page.on("pageerror", lambda exc: self.problems.append(f"page error: {exc}"))
+        page.on("console", self._console)
+        return page
+
+    def _console(self, message: Any) -> None:
+        if message.type in ("error", "warning") and not _REFUSED.search(message.text):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pages(browser: Any) -> AsyncIterator[Pages]:
+    opened = Pages(browser)
+    try:
+        yield opened
+    finally:
+        for context in opened.contexts:
+            await context.close()
+    assert opened.problems == []
+
+
+async def _until(page: Any, expression: str, wait_ms: float = 10_000) -> None:
+    """Waits for ``expression`` to hold in the page.
+
+    Given as a function, not a bare expression: Playwright evaluates a bare one
+    with eval(), which the page's CSP (rightly) refuses.
+    """
+    await page.wait_for_function(f"() => ({expression})", timeout=wait_ms)
+
+
+async def _live(page: Any) -> None:
+    await page.wait_for_selector('#status[data-state="live"]', timeout=10_000)
+
+
+async def _shown(page: Any) -> list[str]:
+    ids: list[str] = await page.locator("#events > li").evaluate_all(
+        "items => items.map(li => li.dataset.eventId)"
+    )
+    return ids
+
+
+async def test_live_page_in_chromium(served: Served, pages: Pages) -> None:
+    page = await pages.open()
+    await page.goto(served.base + "/")
+    await _live(page)
+
+    # The stored events, newest first, as the server rendered them.
+    assert await _shown(page) == served.seeded.newest_first()
+    total = len(served.seeded.all)
+
+    # The summary chart: stacked bars over time, and the counts by type.
+    await page.wait_for_selector("#timechart rect.bar")
+    assert await page.locator("#timechart rect.bar").count() >= 7
+    counts = page.locator('#typecounts li[data-type="task.created"] .n')
+    assert await counts.text_content() == "3"
+    assert await page.locator("#summary-total").text_content() == f"{total} events"
+
+    # A mark on this page's window: gone if the page reloads.
+    await page.evaluate("window.__sameDocument = true")
+    async with EventLogger.open(served.db_url) as log:
+        # A new event, written by another process, pushed to the open page by the
+        # stream: marked fresh (a listing's items are not), on top, no reload.
+        event = await log.log_event(
+            "tool.completed", "a-1", task_id="t-1", agent_id="a-1", data={"ok": True}
+        )
+        await page.wait_for_selector(f'#events > li[data-event-id="{event.id}"]', timeout=10_000)
+        feed = page.locator("#events > li")
+        first = feed.first
+        assert await first.get_attribute("data-event-id") == event.id, "prepended"
+        assert "fresh" in ((await first.get_attribute("class")) or "").split()
+        assert await page.evaluate("window.__sameDocument") is True
+        assert await page.locator("#events > li.fresh").count() == 1
+
+        # Untrusted text stays text.
+        hostile = '<img src=x onerror="window.__xss=1">'
+        evil = await log.log_event(
+            "system.warning", hostile, task_id=hostile, data={hostile: hostile}
+        )
+        item = page.locator(f'#events > li[data-event-id="{evil.id}"]')
+        await item.wait_for(timeout=10_000)
+        assert await item.locator("img").count() == 0
+        assert await item.locator(".src").text_content() == hostile
+        assert await page.evaluate("window.__xss") is None
+
+        # The task's waterfall and steps, reached by clicking a task id.
+        await page.locator(f'#events > li[data-event-id="{event.id}"] a.task').click()
+        await page.wait_for_selector("#timeline:not([hidden])")
+        task_events = [e for e in served.seeded.all if e.task_id == "t-1"] + [event]
+        await _until(
+            page, f"document.querySelectorAll('#waterfall g.step').length === {len(task_events)}"
+        )
+        steps = page.locator("#timeline-list li.step")
+        order = await steps.evaluate_all("items => items.map(li => li.dataset.eventId)")
+        assert order == [e.id for e in task_events], "oldest first"
+        assert await page.locator("#timeline-task").text_content() == "t-1"
+        assert await steps.first.locator(".offset").text_content() == "+0.000s"
+
+        # The summary catches up with the new events.
+        await _until(
+            page,
+            f"document.querySelector('#summary-total').textContent === '{total + 2} events'",
+        )
+
+        # Filters: only tool events now, old and new.
+        await page.fill('input[name="type"]', "tool.*")
+        await page.click('#filter-form button[type="submit"]')
+        await _until(
+            page,
+            "[...document.querySelectorAll('#events > li')].every("
+            "li => li.querySelector('.type').textContent.startsWith('tool.'))"
+            " && document.querySelectorAll('#events > li').length === 4",
+        )
+        assert "type=tool.*" in page.url.replace("%2A", "*")
+        await _live(page)
+        await log.log_event("task.failed", "a-1", task_id="t-2")
+        tool = await log.log_event("tool.failed", "a-1", task_id="t-2")
+        await page.wait_for_selector(f'#events > li[data-event-id="{tool.id}"]', timeout=10_000)
+        assert await feed.count() == 5
+
+
+async def test_a_refused_filter_is_shown_and_the_connection_stays_live(
+    served: Served, pages: Pages
+) -> None:
+    page = await pages.open()
+    await page.goto(served.base + "/?task_id=t-9")
+    await _live(page)
+    before = await _shown(page)
+    url = page.url
+    await page.fill('input[name="type"]', "Bad Type")
+    await page.click('#filter-form button[type="submit"]')
+    error = page.locator("#filter-error")
+    await error.wait_for(state="visible")
+    assert "'Bad Type' is neither an event type nor a prefix pattern" in (
+        await error.text_content() or ""
+    )
+    assert await page.get_attribute('input[name="type"]', "aria-invalid") == "true"
+    # The connection is not the filter's business: still live, the feed as it was.
+    assert await page.locator("#status").get_attribute("data-state") == "live"
+    assert await page.locator("#status").text_content() == "live"
+    assert await _shown(page) == before
+    assert page.url == url
+
+    # Fixed, the filter applies and the message goes.
+    await page.fill('input[name="type"]', "tool.*")
+    await page.click('#filter-form button[type="submit"]')
+    await error.wait_for(state="hidden")
+    tools = [e for e in served.seeded.task if e.event_type.startswith("tool.")]
+    await _until(page, f"document.querySelectorAll('#events > li').length === {len(tools)}")
+    assert await page.get_attribute('input[name="type"]', "aria-invalid") is None
+
+    # The same filter in the address: the server renders the message (a 400), no
+    # stream is opened for it, and the connection still reads live.
+    response = await page.goto(served.base + "/?type=Bad+Type")
+    assert response.status == 400
+    assert "'Bad Type' is neither" in (await error.text_content() or "")
+    await _live(page)
+    assert await page.locator("#events > li").count() == 0
+    assert await page.locator("#feed-empty").text_content() == (
+        "No events listed: the filter above has an error."
+    )
+
+
+def _utc(event: Event) -> str:
+    return event.timestamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+async def test_times_show_date_and_zone_utc_or_local(served: Served, pages: Pages) -> None:
+    page = await pages.open(timezone_id="Asia/Tokyo")
+    await page.goto(served.base + "/?task_id=t-9")
+    await _live(page)
+    newest = served.seeded.task[-1]
+    time_ = page.locator(f'#events > li[data-event-id="{newest.id}"] time')
+    assert await time_.text_content() == _utc(newest)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", _utc(newest))
+
+    # The local zone, named in the switch and on each time; remembered on reload.
+    zone = page.locator("#tz")
+    assert "Asia/Tokyo" in (await zone.locator('option[value="local"]').text_content() or "")
+    await zone.select_option("local")
+    local = newest.timestamp.astimezone(UTC) + timedelta(hours=9)
+    expected = local.strftime("%Y-%m-%d %H:%M:%S") + " UTC+09:00"
+    assert await time_.text_content() == expected
+    await page.reload()
+    await _live(page)
+    assert await zone.input_value() == "local"
+    assert await time_.text_content() == expected
+    await zone.select_option("utc")
+    assert await time_.text_content() == _utc(newest)
+
+
+async def test_failures_stand_out_and_the_waterfall_shows_each_step(
+    served: Served, pages: Pages
+) -> None:
+    page = await pages.open()
+    await page.goto(served.base + "/?task_id=t-9")
+    await _live(page)
+    by_type = {e.event_type: e for e in served.seeded.task}
+
+    def item(kind: str) -> Any:
+        return page.locator(f'#events > li[data-event-id="{by_type[kind].id}"]')
+
+    style = "el => [getComputedStyle(el).backgroundColor, getComputedStyle(el).boxShadow]"
+    for kind in ("tool.failed", "task.failed"):
+        assert "failed" in ((await item(kind).get_attribute("class")) or "").split()
+        assert await item(kind).locator(".fail-mark").text_content() == "✖ failed"
+        assert RED in " ".join(await item(kind).evaluate(style))
+    for kind in ("task.started", "tool.called"):
+        assert "failed" not in ((await item(kind).get_attribute("class")) or "").split()
+        assert await item(kind).locator(".fail-mark").count() == 0
+        assert RED not in " ".join(await item(kind).evaluate(style))
+
+    # The task filter opens its waterfall: a bar per step, from it to the next step.
+    await _until(
+        page, f"document.querySelectorAll('#waterfall rect.bar').length === {len(TASK_STEPS)}"
+    )
+    steps = page.locator("#waterfall g.step")
+    assert await steps.evaluate_all("gs => gs.map(g => g.dataset.eventId)") == [
+        e.id for e in served.seeded.task
+    ]
+    labels = [
+        " ".join(text.split())
+        for text in await steps.locator("text.label").evaluate_all(
+            "ts => ts.map(t => t.textContent)"
+        )
+    ]
+    assert labels[1] == "task.assigned → task.started 3.7 s"
+    assert labels[2] == "task.started → tool.called 500 ms"
+    assert labels[4] == "✖ tool.failed → task.failed 300 ms"
+    assert labels[5] == "✖ task.failed end, 7.5 s in all"
+    fills = await steps.locator("rect.bar").evaluate_all(
+        "rs => rs.map(r => getComputedStyle(r).fill)"
+    )
+    failed = [kind.endswith(".failed") for kind, _, _ in TASK_STEPS]
+    assert [fill == RED for fill in fills] == failed
+    classes = await steps.evaluate_all("gs => gs.map(g => g.classList.contains('failed'))")
+    assert classes == failed
+    # Bar widths follow the time between steps: the longest wait is the widest.
+    widths = await steps.locator("rect.bar").evaluate_all("rs => rs.map(r => r.getBBox().width)")
+    assert max(range(5), key=lambda i: widths[i]) == 1  # assigned, waiting 3.7 s to start
+    await page.screenshot(path=served.artifacts / "web-laptop.png", full_page=True)
+
+
+async def test_load_older_pages_through_the_cursor_without_duplicates(
+    served: Served, pages: Pages
+) -> None:
+    page = await pages.open()
+
+    async def small_cap(route: Any) -> None:
+        # A feed of six before live events push the oldest out, to see that too.
+        answer = await route.fetch()
+        body = (await answer.text()).replace('data-cap="1000"', 'data-cap="6"', 1)
+        await route.fulfill(response=answer, body=body)
+
+    await page.route(lambda url: urlsplit(url).path == "/", small_cap)
+    await page.goto(served.base + "/?source=bulk&limit=5")
+    await _live(page)
+    bulk = list(served.seeded.bulk)
+    assert await _shown(page) == served.seeded.newest_first(bulk)[:5]
+    older = page.locator("#load-older")
+    assert await older.is_visible()
+
+    async def load_older() -> None:
+        async with page.expect_response(lambda r: "/events?" in r.url):
+            await older.click()
+        await _until(page, "!document.getElementById('load-older').disabled")
+
+    async with EventLogger.open(served.db_url) as log:
+
+        async def live_event() -> None:
+            event = await log.log_event("bulk.tick", "bulk")
+            bulk.append(event)
+            await page.wait_for_selector(f'#events > li[data-event-id="{event.id}"]')
+            assert (await _shown(page))[0] == event.id
+
+        await live_event()  # six shown: at the cap
+        await load_older()
+        assert await _shown(page) == served.seeded.newest_first(bulk)[:11]
+        assert "limit=5" in page.url
+        assert "cursor=" not in page.url
+        await live_event()  # past the cap: the oldest shown is pushed out
+        assert len(await _shown(page)) == 11
+        for _ in range(5):
+            if not await older.is_visible():
+                break
+            await load_older()
+    shown = await _shown(page)
+    assert len(shown) == len(set(shown)), "no duplicates"
+    assert shown == served.seeded.newest_first(bulk)
+    assert await older.is_hidden()
+
+
+async def test_the_first_page_reads_without_javascript(served: Served, pages: Pages) -> None:
+    page = await pages.open(java_script_enabled=False)
+    response = await page.goto(served.base + "/?task_id=t-9")
+    assert response.status == 200
+    items = page.locator("#events > li")
+    assert await _shown(page) == served.seeded.newest_first(served.seeded.task)
+    first = served.seeded.task[-1]
+    assert await items.first.locator("time").text_content() == _utc(first)
+    assert await items.first.locator(".type").text_content() == "task.failed"
+    assert await items.first.locator(".fail-mark").text_content() == "✖ failed"
+    assert await page.locator('input[name="task_id"]').input_value() == "t-9"
+    assert await page.locator("noscript").count() == 1
+    await page.screenshot(path=served.artifacts / "web-no-script.png", full_page=True)
+
+    # The form submits as a plain GET; a bad filter comes back with its message.
+    await page.fill('input[name="type"]', "Bad Type")
+    async with page.expect_navigation():
+        await page.click('#filter-form button[type="submit"]')
+    assert "'Bad Type' is neither" in (await page.locator("#filter-error").text_content() or "")
+    assert await page.locator("#filter-error").is_visible()
+
+
+async def test_phone_layout(served: Served, pages: Pages) -> None:
+    phone = await pages.open(viewport=PHONE, is_mobile=True, has_touch=True)
+    await phone.goto(served.base + "/#task=t-9")
+    await _live(phone)
+    await phone.wait_for_selector("#waterfall rect.bar")
+    await phone.wait_for_selector("#timechart rect.bar")
+    overflow = await phone.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page is {overflow}px wider than a phone"
+    columns = await phone.evaluate(
+        "getComputedStyle(document.querySelector('main')).gridTemplateColumns.split(' ').length"
+    )
+    assert columns == 1
+    # Every waterfall label fits the drawing.
+    outside = await phone.locator("#waterfall text.label").evaluate_all(
+        "ts => ts.filter(t => { const b = t.getBBox(); const w = t.ownerSVGElement"
+        ".viewBox.baseVal.width; return b.x < 0 || b.x + b.width > w; }).length"
+    )
+    assert outside == 0
+    await phone.evaluate("window.scrollTo(0, 0)")  # the sticky header on top
+    await phone.screenshot(path=served.artifacts / "web-phone.png", full_page=True)

@@ -331,6 +331,6 @@ def create_router(
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
-        return render_page(request)
+        return await render_page(request, log)
 
     return router
