@@ -6,7 +6,8 @@ EventLogError
 ├── StorageError                           the database failed; __cause__ is the driver error
 ├── LoggerClosedError                      the logger was closed
 ├── QueueFullError                         emit() on the loop found the write queue full
-└── MissingDriverError  (also ImportError) the URL's database driver is not installed
+├── MissingDriverError  (also ImportError) the URL's database driver is not installed
+└── RevisionError       (also ValueError)  a schema revision this event-log does not know
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "LoggerClosedError",
     "MissingDriverError",
     "QueueFullError",
+    "RevisionError",
     "StorageError",
     "as_storage_error",
     "translate_storage_errors",
@@ -61,6 +63,11 @@ class QueueFullError(EventLogError):
 class MissingDriverError(EventLogError, ImportError):
     """The database URL names a driver that is not installed; the message names the
     extra that installs it (``pip install 'event-log[postgresql]'``)."""
+
+
+class RevisionError(EventLogError, ValueError):
+    """A revision that does not exist, or a database not at the revision an action needs
+    (one upgraded by a newer event-log, say)."""
 
 
 @contextmanager

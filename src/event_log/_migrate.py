@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ._engine import create_engine, resolve_url
-from ._errors import translate_storage_errors
+from ._errors import RevisionError, translate_storage_errors
 from .backends import backend_for_url
 from .backends.postgresql._partitions import PartitionLayout, check_partition_by
 
@@ -86,14 +86,28 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    return {script.revision for script in scripts.walk_revisions()}
+
+
 def _upgrade_on(
     connection: Connection,
     partition: PartitionLayout | None = None,
     partition_ahead: int | None = None,
 ) -> None:
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
 
     config = alembic_config(connection)
+    current = MigrationContext.configure(connection).get_current_revision()
+    if current is not None and current not in _known_revisions():
+        raise RevisionError(
+            f"the database is at schema revision {current}, which this event-log does not "
+            "know (was it upgraded by a newer version? use that version)"
+        )
     if partition is not None:
         config.attributes["partition"] = partition
     if partition_ahead is not None:

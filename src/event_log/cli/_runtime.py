@@ -124,6 +124,9 @@ def expected_errors(url: URL | None = None) -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
     except (ImportSourceError, MissingDriverError) as exc:
         raise CliError(str(exc)) from None
+    except admin.RevisionError as exc:
+        where = f"{display_url(url)}: " if url is not None else ""
+        raise CliError(f"{where}{exc}") from None
     except StorageError as exc:
         raise CliError(storage_failure(url, exc)) from None
 

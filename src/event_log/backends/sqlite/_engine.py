@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -45,11 +46,24 @@ def file_path(url: URL) -> str | None:
 
 
 def read_only_url(url: URL) -> URL:
-    """``url`` as an SQLite URI filename opened with ``mode=ro``: never created, never written."""
+    """``url`` as an SQLite URI filename opened with ``mode=ro``: never created, never written.
+
+    On a read-only file system nothing can change the file, and a WAL database
+    there could not be opened at all (SQLite would need to create its shared
+    memory file beside it): it is opened as ``immutable`` instead.
+    """
     path = Path(str(url.database)).expanduser().absolute()
-    return url.set(database=_READ_ONLY_PREFIX + quote(str(path))).update_query_dict(
-        {"mode": "ro", "uri": "true"}
-    )
+    options = {"mode": "ro", "uri": "true"}
+    if _on_read_only_mount(path):
+        options["immutable"] = "1"
+    return url.set(database=_READ_ONLY_PREFIX + quote(str(path))).update_query_dict(options)
+
+
+def _on_read_only_mount(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def sqlite_pragmas(*, memory: bool, read_only: bool = False) -> list[str]:
