@@ -8,6 +8,7 @@ package upgrades its database without a checkout or an ``alembic.ini``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,11 +87,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _known_revisions() -> set[str]:
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    """The revisions this event-log ships (read once: they never change while it runs)."""
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(alembic_config())
-    return {script.revision for script in scripts.walk_revisions()}
+    return frozenset(script.revision for script in scripts.walk_revisions())
 
 
 def _upgrade_on(
