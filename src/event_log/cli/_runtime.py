@@ -41,6 +41,7 @@ __all__ = [
     "Listing",
     "Mode",
     "Settings",
+    "check_readable",
     "describe_error",
     "display_url",
     "expected_errors",
@@ -191,6 +192,13 @@ _FIXES: tuple[tuple[tuple[str, ...], str], ...] = (
         "check that the server is running and that --url / EVENT_LOG_URL names it",
     ),
 )
+
+
+async def check_readable(url: URL) -> None:
+    """Fail the way a reader would (one line) unless ``url`` holds an event log at the
+    newest revision: for a command that opens the database itself later (``serve``)."""
+    async with open_log(url):
+        pass
 
 
 def storage_failure(url: URL | None, exc: StorageError, *, opening: bool = False) -> str:
