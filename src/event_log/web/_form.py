@@ -208,10 +208,10 @@ class FilterForm:
 
     def _field(self, field: FormField, invalid: bool) -> str:
         values = list(self.values[field.name])
+        mark = ' aria-invalid="true"' if invalid else ""
         common = (
             f' placeholder="{escape(field.example)}" title="{escape(field.description)}"'
-            f' autocomplete="off" spellcheck="false"'
-            + (' aria-invalid="true"' if invalid else "")
+            f' autocomplete="off" spellcheck="false"{mark}'
         )
         attrs = f'data-field="{escape(field.name)}" data-kind="{field.kind}"'
         hint = f'<small class="hint">{_hint(field.description)}</small>' if field.group else ""
