@@ -368,6 +368,107 @@ async def test_error_mapping(client, path, params, status):
         assert "\n" not in detail, detail
 
 
+# -- a strict query string --------------------------------------------------------------
+
+ROUTES = [
+    "/events",
+    "/stream",
+    "/summary",
+    "/events/{id}",
+    "/tasks/t-1/events",
+    "/agents/a-1/events",
+]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+async def test_an_unknown_query_parameter_is_a_400_naming_it(log, client, path):
+    events = await seed(log)
+    url = path.format(id=events[0].id)
+    response = await client.get(url, params={**_valid(path), "bogus": "1"})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    detail = response.json()["detail"]
+    assert detail.startswith("unknown query parameter 'bogus' ("), detail
+    assert "\n" not in detail
+    if path != "/stream":  # (a stream answered 200 never ends over ASGITransport)
+        assert (await client.get(url, params=_valid(path))).status_code == 200
+
+
+def _valid(path: str) -> dict[str, str]:
+    """Parameters the route does take (none for a timeline or one event)."""
+    if path in ("/events", "/agents/a-1/events"):
+        return {"limit": "5"}
+    if path == "/summary":
+        return {"minutes": "5"}
+    return {}
+
+
+async def test_the_known_parameters_are_the_routes_own(log, client):
+    events = await seed(log)
+    summary = (await client.get("/summary", params={"minute": "5"})).json()["detail"]
+    assert summary == "unknown query parameter 'minute' (known: every, minutes)"
+    one = (await client.get(f"/events/{events[0].id}", params={"x": "1"})).json()["detail"]
+    assert one == "unknown query parameter 'x' (this route takes none)"
+    listed = (await client.get("/events", params={"event_typ": "bid.submitted"})).json()
+    known = listed["detail"].partition("(known: ")[2].rstrip(")").split(", ")
+    assert set(known) == {*EventFilter.model_fields, "type", "limit", "cursor", "oldest_first"}
+    two = (await client.get("/summary?a=1&b=2&a=3")).json()["detail"]
+    assert two.startswith("unknown query parameters 'a', 'b' (")
+    long_name = (await client.get("/summary", params={"n" * 500: "1"})).json()["detail"]
+    assert len(long_name) < 150
+
+
+async def test_the_page_keeps_its_own_query_string(log, client):
+    await seed(log)
+    page = await client.get("/", params={"utm_source": "mail"})
+    assert page.headers["content-type"].startswith("text/html"), page.text
+
+
+async def test_exclude_event_type_leaves_out_bids(log, client):
+    for kind in ("bid.submitted", "task.created", "bid.submitted", "auction.closed"):
+        await log.log_event(kind, "market", data={"bid_sats": 150})
+    response = await client.get("/events", params={"exclude_event_type": "bid.submitted"})
+    assert response.status_code == 200, response.text
+    assert sorted(e["event_type"] for e in response.json()["events"]) == [
+        "auction.closed",
+        "task.created",
+    ]
+    prefix = await client.get("/events", params={"exclude_event_type": "bid.*"})
+    assert "bid.submitted" not in {e["event_type"] for e in prefix.json()["events"]}
+
+
+@pytest.mark.parametrize("path", ["/events", "/stream"])
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-03-01T12:00:00Z", "2026-03-01T12:00:00Z"),  # equal: an empty window
+        ("2026-03-01T13:00:00Z", "2026-03-01T12:00:00Z"),
+        ("2026-03-01T14:00:00+02:00", "2026-03-01T12:00:00Z"),  # the same instant
+    ],
+)
+async def test_since_at_or_after_until_is_a_400(client, path, since, until):
+    response = await client.get(path, params={"since": since, "until": until})
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "since" in detail
+    assert "until" in detail
+
+
+@pytest.mark.parametrize("path", ["/events", "/stream"])
+@pytest.mark.parametrize("where", ["bid_sats>>100", "bid_sats=>100", "bid_sats==100"])
+async def test_an_unknown_data_where_operator_is_a_400(client, path, where):
+    response = await client.get(path, params={"data_where": where})
+    assert response.status_code == 400, response.text
+    assert where[8:10] in response.json()["detail"]
+
+
+async def test_a_quoted_text_value_may_start_with_an_operator(log, client):
+    await log.log_event("bid.submitted", "market", data={"note": ">100"})
+    response = await client.get("/events", params={"data_where": 'note=">100"'})
+    assert response.status_code == 200, response.text
+    assert [e["data"]["note"] for e in response.json()["events"]] == [">100"]
+
+
 async def test_stream_refuses_an_unknown_last_event_id(log, client):
     await seed(log)
     response = await client.get(

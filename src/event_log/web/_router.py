@@ -5,6 +5,7 @@ errors become HTTP answers in one place, :class:`_ErrorMappingRoute`, because a
 mountable ``APIRouter`` cannot register exception handlers on its host's app:
 
     InvalidCursorError, ValueError (bad filter)  -> 400 {"detail": ...}
+    a query parameter the route does not take    -> 400 {"detail": ...}
     unknown event id                             -> 404 {"detail": ...}
     request validation (FastAPI)                 -> 422 {"detail": [...]}
     StorageError, LoggerClosedError              -> 503 {"detail": ...}
@@ -19,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -31,7 +33,7 @@ from ._models import ErrorBody, Summary
 from ._page import render_page
 from ._query import FilterDep
 
-__all__ = ["DEFAULT_HEARTBEAT", "create_router"]
+__all__ = ["DEFAULT_HEARTBEAT", "create_router", "serves_html"]
 
 _log = logging.getLogger("event_log.web")
 
@@ -46,6 +48,8 @@ _MAX_SUMMARY_MINUTES = 366 * 24 * 60
 _STOP_TIMEOUT = 5.0
 # Seconds an unanchored stream (an empty log) waits for follow() to start.
 _SETTLE = 0.1
+# How much of an unknown query parameter's name a 400 repeats.
+_MAX_NAME_SHOWN = 40
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "A bad filter or cursor."},
@@ -100,6 +104,46 @@ class _ErrorMappingRoute(APIRoute):
                 )
 
         return mapped
+
+
+def serves_html(request: Request) -> bool:
+    """Whether the matched route answers with HTML (the page) rather than JSON."""
+    route = request.scope.get("route")
+    kind = route.response_class if isinstance(route, APIRoute) else None
+    return isinstance(kind, type) and issubclass(kind, HTMLResponse)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _shown(name: str) -> str:
+    return repr(name if len(name) <= _MAX_NAME_SHOWN else name[:_MAX_NAME_SHOWN] + "...")
+
+
+async def _refuse_unknown_query(request: Request) -> None:
+    """A 400 for a query parameter the matched route does not take.
+
+    A misspelt filter (``?event_typ=...``) would otherwise be ignored, and the
+    answer be wider than asked for without a word. The known names are read from
+    the route's dependant, so they are what the OpenAPI document lists. HTML
+    routes (the page) are left alone: their query string is the page's own.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or serves_html(request):
+        return
+    known = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if not unknown:
+        return
+    names = ", ".join(_shown(name) for name in unknown)
+    noun = "parameter" if len(unknown) == 1 else "parameters"
+    takes = f"known: {', '.join(sorted(known))}" if known else "this route takes none"
+    raise HTTPException(400, f"unknown query {noun} {names} ({takes})")
 
 
 def _sse(event: Event) -> str:
@@ -166,11 +210,32 @@ def create_router(
 
     Mount it with ``app.include_router(create_router(log, prefix="/events-ui"))``.
     ``heartbeat`` is the seconds between SSE keep-alive comments on an idle stream.
+
+    The router checks no credentials: it answers whoever reaches the host app.
+    To let only some callers read the audit trail, give ``include_router`` the
+    host's own check, which runs before every route, the page and stream too::
+
+        async def my_check(authorization: Annotated[str | None, Header()] = None) -> None:
+            if authorization is None:
+                raise HTTPException(401, "sign in first", {"WWW-Authenticate": "Bearer"})
+            if not is_allowed(authorization):
+                raise HTTPException(403, "not for you")
+
+        app.include_router(create_router(log), dependencies=[Depends(my_check)])
+
+    Take credentials from headers or cookies, never the query string: a route
+    answers a query parameter it does not declare with a 400. (``create_app``'s
+    ``token=`` is this pattern, with a login form for the page.)
     """
     if not heartbeat > 0:
         raise ValueError("heartbeat must be > 0 seconds")
     register_url_convertor(_ANY_TEXT, _AnyTextConvertor())
-    router = APIRouter(prefix=prefix, route_class=_ErrorMappingRoute, tags=["event-log"])
+    router = APIRouter(
+        prefix=prefix,
+        route_class=_ErrorMappingRoute,
+        tags=["event-log"],
+        dependencies=[Depends(_refuse_unknown_query)],
+    )
 
     @router.get(
         "/events",
