@@ -5,7 +5,8 @@ own, with its own event loop and logger, over a file SQLite database seeded with
 a few events. Schemathesis calls it over HTTP: valid and invalid parameters
 for every operation, checking the status codes, content types and bodies
 against the schema. ``/stream`` never ends by itself, so it is left out here;
-tests/test_web.py covers it.
+tests/test_web.py covers it. The same app with a token is called with it and
+without it: its 401 is part of the schema too.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import schemathesis
 import uvicorn
+from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -32,6 +35,8 @@ from schemathesis.specs.openapi.checks import (
 
 from event_log import EventLogger
 from event_log.web import create_app
+
+TOKEN = "schema-test-token"
 
 
 def _reads_as_a_list_of_texts(case: schemathesis.Case) -> bool:
@@ -86,14 +91,32 @@ async def _seed(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def web_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     db = tmp_path_factory.mktemp("web-schema") / "events.db"
     url = f"sqlite+aiosqlite:///{db}"
     # A private loop in a worker thread keeps asyncio.run away from pytest-asyncio's.
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, _seed(url)).result()
+    return url
+
+
+@pytest.fixture(scope="module")
+def web_url(db_url: str) -> Iterator[str]:
+    with _served(create_app(db_url)) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def token_web_url(db_url: str) -> Iterator[str]:
+    with _served(create_app(db_url, token=TOKEN)) as base:
+        yield base
+
+
+@contextmanager
+def _served(app: FastAPI) -> Iterator[str]:
+    """``app`` in uvicorn on a free loopback port, in a thread of its own."""
     config = uvicorn.Config(
-        create_app(url), host="127.0.0.1", port=0, log_level="warning", ws="none", http="h11"
+        app, host="127.0.0.1", port=0, log_level="warning", ws="none", http="h11"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -182,3 +205,28 @@ def test_only_values_sent_as_texts_skip_the_rejection_check(
     assert skips(exclude_source={"k": "v"})  # sent as its keys
     assert skips(exclude_source=[["x"], "y"])
     assert not skips(source=5)  # a scalar parameter: schemathesis's own check
+
+
+@pytest.mark.parametrize("path", [path for path, mode in CASES if mode is POSITIVE])
+@pytest.mark.parametrize("authorised", [True, False], ids=["token", "no-token"])
+def test_with_a_token_the_api_keeps_to_its_schema(
+    token_web_url: str, path: str, authorised: bool
+) -> None:
+    schema = schemathesis.openapi.from_url(f"{token_web_url}/openapi.json")
+    operation = schema[path]["GET"]
+    headers = {"Authorization": f"Bearer {TOKEN}"} if authorised else {}
+
+    @given(case=operation.as_strategy(generation_mode=POSITIVE))
+    @settings(
+        max_examples=25,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    def check(case: schemathesis.Case) -> None:
+        response = case.call(headers=headers, timeout=10)
+        case.validate_response(response, checks=CHECKS[:4])
+        if not authorised:
+            assert response.status_code == 401, response.text
+
+    check()

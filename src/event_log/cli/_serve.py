@@ -1,4 +1,10 @@
-"""``serve``: the web API and live page (``event_log.web``, the ``web`` extra)."""
+"""``serve``: the web API and live page (``event_log.web``, the ``web`` extra).
+
+On loopback (the default) only this machine reaches the server. On any other
+interface anyone who reaches the port could read the audit trail, so ``serve``
+refuses to start there without a token (``--token`` or ``EVENT_LOG_TOKEN``,
+read here at the edge), unless ``--insecure-no-auth`` says to.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +33,32 @@ def _missing_module(exc: BaseException | None) -> str | None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--token",
+    envvar="EVENT_LOG_TOKEN",
+    show_envvar=True,
+    metavar="TEXT",
+    help="Only clients with this token may read: 'Authorization: Bearer TOKEN' for the "
+    "API, a login form for the page. Needed on any interface but loopback. Prefer the "
+    "environment variable: a command line is visible to other users.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve a non-loopback interface without a token: anyone who can reach the port "
+    "can read the audit trail.",
+)
 @pass_settings
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(
+    settings: Settings, host: str, port: int, token: str | None, insecure_no_auth: bool
+) -> None:
     """Serve the events API and the live page (needs the web extra: event-log[web])."""
+    ctx = click.get_current_context()
     try:
+        # serve_web runs uvicorn, which event_log.web itself does not import.
+        import uvicorn  # noqa: F401
+
+        from event_log.web import check_token, is_loopback
         from event_log.web import serve as serve_web
     except ImportError as exc:
         missing = _missing_module(exc)
@@ -39,6 +67,37 @@ def serve(settings: Settings, host: str, port: int) -> None:
         raise click.ClickException(
             f"serve needs the web extra ({missing} is not installed): pip install 'event-log[web]'"
         ) from None
+    if token is not None:
+        try:
+            check_token(token)
+        except ValueError as exc:
+            raise click.BadParameter(
+                str(exc), ctx=ctx, param_hint="'--token' / EVENT_LOG_TOKEN"
+            ) from None
+        if insecure_no_auth:
+            raise click.UsageError(
+                "--insecure-no-auth and a token (--token / EVENT_LOG_TOKEN) contradict "
+                "each other: give one",
+                ctx=ctx,
+            )
+    elif not is_loopback(host):
+        if not insecure_no_auth:
+            raise click.UsageError(
+                f"serving on {host} needs a token: pass --token or set EVENT_LOG_TOKEN "
+                "(or --insecure-no-auth to serve without one)",
+                ctx=ctx,
+            )
+        click.echo(
+            f"Warning: serving {host}:{port} without a token: anyone who can reach the "
+            "port can read the audit trail",
+            err=True,
+        )
     url = settings.url
     with expected_errors(url):
-        serve_web(url.render_as_string(hide_password=False), host=host, port=port)
+        serve_web(
+            url.render_as_string(hide_password=False),
+            host=host,
+            port=port,
+            token=token,
+            insecure_no_auth=insecure_no_auth,
+        )
