@@ -352,6 +352,8 @@ async def test_a_refused_filter_is_shown_and_the_connection_stays_live(
     served: Served, pages: Pages
 ) -> None:
     page = await pages.open()
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/stream?" in r.url else None)
     await page.goto(served.base + "/?task_id=t-9")
     await _live(page)
     before = await _shown(page)
@@ -388,6 +390,9 @@ async def test_a_refused_filter_is_shown_and_the_connection_stays_live(
     assert await page.locator("#feed-empty").text_content() == (
         "No events listed: the filter above has an error."
     )
+    # A stream was opened for each valid filter, never for the refused one.
+    assert len(streams) >= 2
+    assert not [url for url in streams if "Bad" in url]
 
 
 def _utc(event: Event) -> str:

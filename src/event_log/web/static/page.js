@@ -450,6 +450,7 @@
       if (!source && !retryTimer) setStatus("live");  // no stream to tell: the server answered
     } catch (error) {
       $("summary-total").textContent = String(error.message);
+      if (!source && !retryTimer) setStatus("offline", "offline");
     }
   }
   function scheduleSummary() {
