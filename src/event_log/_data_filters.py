@@ -145,9 +145,9 @@ class DataFilter:
             try:
                 plain, text = encode_data(contains, DEFAULT_MAX_DATA_BYTES)
             except InvalidEventError as exc:
-                message = str(exc)
+                message = str(exc)  # "data ...", "data.a.b[1] ...": the path of the fault
                 raise ValueError(
-                    "data_contains" + message[4:] if message.startswith("data ") else message
+                    "data_contains" + message[4:] if message.startswith("data") else message
                 ) from None
             _check_contains(plain)
         comparisons: tuple[Comparison, ...] = ()
