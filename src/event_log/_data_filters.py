@@ -10,6 +10,8 @@ Both follow PostgreSQL's jsonb rules, and every backend gives the same answers:
   numerically, strings by code point (PostgreSQL compares under ``COLLATE "C"``,
   not the database collation); booleans and null take only ``=`` and ``!=``. A
   missing key, or a value of another JSON type, never matches, ``!=`` included.
+  What logging stored as text (a ``Decimal``, a ``datetime``) compares as text:
+  ``"10.0" < "9"``, and ``1`` matches no ``"1.5"``; store numbers as numbers.
 
 This module validates them; each backend writes them in its SQL
 (``Backend.data_clauses``): PostgreSQL with jsonb operators, SQLite and MariaDB
