@@ -243,6 +243,12 @@ async def test_data_where_compares_stored_text_as_text(log: EventLogger) -> None
         if found != expected or counted != len(expected):
             wrong.append((condition, sorted(found), counted, sorted(expected)))
     assert wrong == []
+    # On the command line and in query strings a value is JSON when it parses:
+    # quote it to compare with the text a Decimal became.
+    as_text = EventFilter.from_texts({"data_where": ['price="1.5"']})
+    as_number = EventFilter.from_texts({"data_where": ["price=1.5"]})
+    assert [e.source for e in (await log.list_events(filter=as_text)).events] == ["decimal"]
+    assert [e.source for e in (await log.list_events(filter=as_number)).events] == ["float"]
 
 
 @pytest.mark.parametrize(
