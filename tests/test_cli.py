@@ -478,7 +478,8 @@ def test_summary(url: str) -> None:
     # The window is a duration, as everywhere else; --minutes stays for older scripts.
     wide = json.loads(ok(cli(url, "summary", "--since", "10h")).stdout)
     assert sum(wide["counts"].values()) == 26
-    assert wide["since"].endswith("Z") and wide["until"].endswith("Z")
+    assert wide["since"].endswith("Z")
+    assert wide["until"].endswith("Z")
     assert sum(json.loads(ok(cli(url, "summary", "--since", "2h")).stdout)["counts"].values()) == 13
     fails(cli(url, "summary", "--since", "2h", "--minutes", "5"), 2, "--since", "--minutes")
 
@@ -764,7 +765,12 @@ def test_expected_errors_are_one_line(tmp_path: Path) -> None:
     fails(cli("::not a url::", "query"), 2, "not a database URL")
     fails(cli("mysql+pymysql://u@h/db", "stats"), 2, "mysql")
     fails(cli("sqlite+pysqlite:///x.db", "stats"), 2, "not async")
-    fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "query"), 1, "cannot open", "server is running")
+    fails(
+        cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "query"),
+        1,
+        "cannot open",
+        "server is running",
+    )
     fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "db", "upgrade"), 1, "127.0.0.1")
     fails(cli("postgresql+asyncpg://postgres@127.0.0.1:1/x", "log", "a.b", "-s", "x"), 1)
     missing = tmp_path / "missing.db"

@@ -223,10 +223,10 @@ def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
 
 
 def test_serve_passes_the_token_from_the_option_or_the_environment(
-    served: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+    served: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     runner = CliRunner()
-    base = ["--url", "sqlite+aiosqlite:///x.db", "serve"]
+    base = ["--url", _seeded(tmp_path), "serve"]
     assert runner.invoke(app, [*base, "--token", "opt-token"]).exit_code == 0  # loopback too
     monkeypatch.setenv("EVENT_LOG_TOKEN", "env-token")
     assert runner.invoke(app, [*base, "--host", "::"]).exit_code == 0
@@ -239,6 +239,7 @@ def test_serve_passes_the_token_from_the_option_or_the_environment(
         ("127.0.0.1", "opt-wins"),
         ("localhost", None),
     ]
+    assert all(call["read_only"] is True for call in served)  # serving never writes
 
 
 @pytest.mark.parametrize(
@@ -251,9 +252,9 @@ def test_serve_passes_the_token_from_the_option_or_the_environment(
     ],
 )
 def test_serve_usage_errors_are_one_line(
-    served: list[dict[str, object]], args: list[str], message: str
+    served: list[dict[str, object]], args: list[str], message: str, tmp_path: Path
 ) -> None:
-    result = CliRunner().invoke(app, ["--url", "sqlite+aiosqlite:///x.db", "serve", *args])
+    result = CliRunner().invoke(app, ["--url", _seeded(tmp_path), "serve", *args])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr

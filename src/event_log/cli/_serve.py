@@ -1,6 +1,8 @@
 """``serve``: the web API and live page (``event_log.web``, the ``web`` extra).
 
-On loopback (the default) only this machine reaches the server. On any other
+The database is served read-only: it must already hold an event log (a missing
+file is an error, never created), and serving never changes it. On loopback
+(the default) only this machine reaches the server. On any other
 interface anyone who reaches the port could read the audit trail, so ``serve``
 refuses to start there without a token (``--token`` or ``EVENT_LOG_TOKEN``,
 read here at the edge), unless ``--insecure-no-auth`` says to.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import click
 
-from ._runtime import Settings, expected_errors, pass_settings
+from ._runtime import Settings, check_readable, expected_errors, pass_settings, run
 
 __all__ = ["WEB_EXTRA_MODULES", "serve"]
 
@@ -93,6 +95,10 @@ def serve(
             err=True,
         )
     url = settings.url
+    # A reader: the database must already hold an event log (checked before the server
+    # starts, so a missing file or an unreachable server is one line), and the app opens
+    # it read-only, so serving never creates or changes it.
+    run(check_readable(url), url=url)
     with expected_errors(url):
         serve_web(
             url.render_as_string(hide_password=False),
@@ -100,4 +106,5 @@ def serve(
             port=port,
             token=token,
             insecure_no_auth=insecure_no_auth,
+            read_only=True,
         )
