@@ -219,7 +219,10 @@ class EventFilter(BaseModel):
         None,
         description=(
             "Conditions on top-level data keys, all of which must hold: "
-            "`KEY OP VALUE` with OP one of = != < <= > >=, e.g. `bid_sats>=100`."
+            "`KEY OP VALUE` with OP one of = != < <= > >=, e.g. `bid_sats>=100`. "
+            "A value matches only stored values of its JSON type: numbers compare "
+            "numerically, strings by code point. A Decimal or datetime was stored as "
+            'text, so compare it with text (`price="1.5"`, ISO times in UTC).'
         ),
     )
 
