@@ -125,9 +125,6 @@ def expected_errors(url: URL | None = None) -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
     except (ImportSourceError, MissingDriverError) as exc:
         raise CliError(str(exc)) from None
-    except admin.RevisionError as exc:
-        where = f"{display_url(url)}: " if url is not None else ""
-        raise CliError(f"{where}{exc}") from None
     except StorageError as exc:
         raise CliError(storage_failure(url, exc)) from None
 
@@ -158,6 +155,8 @@ async def open_log(url: URL, *, mode: Mode = "read") -> AsyncIterator[EventLogge
         log = await EventLogger.open(url, migrate=mode == "create", read_only=mode == "read")
     except StorageError as exc:
         raise CliError(storage_failure(url, exc, opening=True)) from None
+    except admin.RevisionError as exc:  # a writer on a schema from a newer event-log
+        raise CliError(f"{display_url(url)}: {exc}") from None
     try:
         if mode != "create":
             await require_schema(log.engine, url)
