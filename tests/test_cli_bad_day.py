@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from cli_helpers import cli, ok
 from event_log import EventLogger
 
 EXE = Path(sys.executable).with_name("event-log")
@@ -265,3 +266,15 @@ def test_a_read_only_mount_is_named(tmp_path: Path) -> None:
     result = run("--url", url, "log", "task.created", "-s", "c", prefix=prefix)
     expect_error(result, 1, "read-only file system")
     assert run("--url", url, "query", "-F", "json", prefix=prefix).returncode == 0
+
+
+def test_one_vocabulary_for_limits_and_windows() -> None:
+    """-n is --limit on every listing, and tail's lines (as in tail(1)), said so in its
+    help; a window is a duration wherever one is asked for."""
+    for command in ("query", "agent"):
+        assert "-n, --limit" in ok(cli(None, command, "--help")).stdout
+        assert "--all" in ok(cli(None, command, "--help")).stdout
+    tail_help = " ".join(ok(cli(None, "tail", "--help")).stdout.split())
+    assert "-n, --lines" in tail_help
+    assert "-n counts lines here" in tail_help
+    assert "--since DURATION" in ok(cli(None, "summary", "--help")).stdout

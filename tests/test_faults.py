@@ -215,6 +215,7 @@ def local_clusters() -> list[str]:
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
 
 
+@pytest.mark.server_restart
 async def test_postgres_server_restart(postgres_only_url: str) -> None:
     cluster = local_clusters()
     if not cluster or shutil.which("pg_ctlcluster") is None:
