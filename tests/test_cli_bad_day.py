@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -212,8 +213,12 @@ def test_readers_leave_a_database_unchanged(filled: str, tmp_path: Path) -> None
 
 
 def _schema_at(path: Path, revision: str) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    conn = sqlite3.connect(path)
+    try:
+        with conn:  # commits
+            conn.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    finally:
+        conn.close()
 
 
 def test_a_schema_too_old_or_too_new_is_one_line(filled: str, tmp_path: Path) -> None:
@@ -242,6 +247,7 @@ NO_OVERRIDE = ("setpriv", "--bounding-set=-dac_override,-dac_read_search")
 def test_a_read_only_file_is_named(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "events.db")
     fill(url, 1)
+    time.sleep(1.1)  # the event is then older than prune's 1s
     (tmp_path / "events.db").chmod(0o444)
     prefix: Sequence[str] = ()
     if os.geteuid() == 0:
@@ -250,6 +256,9 @@ def test_a_read_only_file_is_named(tmp_path: Path) -> None:
         prefix = NO_OVERRIDE
     result = run("--url", url, "log", "task.created", "-s", "c", prefix=prefix)
     expect_error(result, 1, "events.db is read-only")
+    # prune writes too: it says the same before it deletes anything.
+    pruned = run("--url", url, "prune", "--older-than", "1s", "--yes", prefix=prefix)
+    expect_error(pruned, 1, "events.db is read-only")
     # Readers still read it.
     assert run("--url", url, "query", "-F", "json", prefix=prefix).returncode == 0
 

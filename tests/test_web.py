@@ -32,20 +32,14 @@ from event_log import (
 )
 from event_log.web import _page as web_page
 from event_log.web import create_router
+from web_helpers import app_client, make_app
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def make_app(log: EventLogger, **options: Any) -> FastAPI:
-    app = FastAPI()
-    app.include_router(create_router(log, heartbeat=0.2, **options))
-    return app
-
-
 @pytest.fixture
 async def client(log: EventLogger) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(log))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with app_client(log) as c:
         yield c
 
 

@@ -16,13 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import Field
 from starlette.datastructures import QueryParams
 
 from event_log import EventFilter, EventLogger, StorageError
 from event_log.web import _form as web_form
-from event_log.web import create_router
+from web_helpers import app_client
 
 pytestmark = pytest.mark.sqlite
 
@@ -93,16 +92,9 @@ async def log() -> AsyncIterator[EventLogger]:
         yield logger
 
 
-def make_app(log: EventLogger) -> FastAPI:
-    app = FastAPI()
-    app.include_router(create_router(log, heartbeat=0.2))
-    return app
-
-
 @pytest.fixture
 async def client(log: EventLogger) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(log))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with app_client(log) as c:
         yield c
 
 

@@ -149,7 +149,7 @@ async def open_log(url: URL, *, mode: Mode = "read") -> AsyncIterator[EventLogge
     """
     if mode != "create":
         require_file(url)
-    else:
+    if mode != "read":
         require_writable(url)
     try:
         log = await EventLogger.open(url, migrate=mode == "create", read_only=mode == "read")
@@ -163,6 +163,13 @@ async def open_log(url: URL, *, mode: Mode = "read") -> AsyncIterator[EventLogge
         yield log
     finally:
         await log.close()
+
+
+async def check_readable(url: URL) -> None:
+    """Fail the way a reader would (one line) unless ``url`` holds an event log at the
+    newest revision: for a command that opens the database itself later (``serve``)."""
+    async with open_log(url):
+        pass
 
 
 # What a driver's message says, in lower case -> what to do about it.
@@ -191,13 +198,6 @@ _FIXES: tuple[tuple[tuple[str, ...], str], ...] = (
         "check that the server is running and that --url / EVENT_LOG_URL names it",
     ),
 )
-
-
-async def check_readable(url: URL) -> None:
-    """Fail the way a reader would (one line) unless ``url`` holds an event log at the
-    newest revision: for a command that opens the database itself later (``serve``)."""
-    async with open_log(url):
-        pass
 
 
 def storage_failure(url: URL | None, exc: StorageError, *, opening: bool = False) -> str:
