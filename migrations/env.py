@@ -63,6 +63,9 @@ _MYSQL_LOCK_NAME = "CONCAT('event_log.upgrade.', DATABASE())"
 # ``-x lock_timeout=S`` (or ``config.attributes["lock_timeout"]``) says otherwise.
 _MYSQL_LOCK_TIMEOUT_S = 300
 _MYSQL = ("mysql", "mariadb")
+# Revision 0003's empty table on SQLite whose indexes hold the original module's
+# index names, so its CREATE INDEX IF NOT EXISTS adds nothing; not in the model.
+_ORIGINAL_INDEX_NAMES = "event_log_original_index_names"
 
 
 def _database_url() -> str:
@@ -97,8 +100,9 @@ def _lock_timeout() -> int:
 
 def _include_object_for(connection: Connection) -> Callable[..., bool]:
     """Autogenerate (``alembic check``) leaves out partitions, the optional GIN index
-    on data (see _data_index), and on a partitioned table the seq index, which is
-    plain there instead of unique (see _partition).
+    on data (see _data_index), on a partitioned table the seq index, which is
+    plain there instead of unique (see _partition), and the SQLite table that holds
+    the original module's index names (see revision 0003).
 
     The layout is read at the first call, inside the migration's transaction:
     a query before ``begin_transaction()`` would open one Alembic then leaves
@@ -117,7 +121,9 @@ def _include_object_for(connection: Connection) -> Callable[..., bool]:
         if type_ == "index" and reflected and is_optional_index(name):
             return False  # the optional GIN index on data (_data_index)
         if type_ == "table":
-            return not name.startswith((DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX))
+            return name != _ORIGINAL_INDEX_NAMES and not name.startswith(
+                (DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX)
+            )
         if type_ != "index" or name != "ix_event_log_seq":
             return True
         if not layout:
