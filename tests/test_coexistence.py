@@ -1,0 +1,558 @@
+"""The original module and event-log writing to one SQLite file while a system migrates.
+
+The original (``legacy_writer``, its write path re-created) writes rows without
+``seq``; revision 0003's trigger numbers them in its transaction, so
+``follow()`` yields them exactly once in commit order among event-log's own,
+and rewrites their timestamps to event-log's fixed-width UTC text. Its DDL
+(``CREATE INDEX IF NOT EXISTS idx_event_log_*``) finds the names taken by
+0003's empty table and adds nothing, so ``db check`` keeps passing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import event_log
+from cli_helpers import cli, fails, ok
+from event_log import Event, EventLogger, admin
+from event_log._adopt import normalize_timestamp
+from event_log._migrate import script_location
+from event_log._schema import EVENT_TABLE
+from event_log.backends.sqlite._types import TIMESTAMP_TEXT_WIDTH, format_utc
+from follow_helpers import started
+from legacy_writer import DDL, TIMESTAMP_INDEX_NAMES, Written, ddl, log_event
+
+pytestmark = pytest.mark.sqlite
+
+MODEL_INDEXES = {str(index.name) for index in EVENT_TABLE.indexes}
+ORIGINAL_INDEX_NAMES = {
+    "idx_event_log_task",
+    "idx_event_log_agent",
+    "idx_event_log_type",
+    *TIMESTAMP_INDEX_NAMES,
+}
+NAMES_TABLE = "event_log_original_index_names"
+TRIGGER = "event_log_number_rows_without_seq"
+LEGACY_SCRIPT = Path(__file__).with_name("legacy_writer.py")
+# Generous: only a hang should reach it.
+DEADLINE_S = 60
+
+
+@dataclass(frozen=True)
+class Database:
+    path: Path
+    url: str
+    # What the original wrote before event-log adopted its table.
+    original: list[Written]
+
+
+def sqlite_query(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def indexes_of(path: Path) -> dict[str, str]:
+    """Index name -> its table, without SQLite's automatic ones."""
+    rows = sqlite_query(
+        path,
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' "
+        "AND name NOT LIKE 'sqlite_autoindex_%'",
+    )
+    return dict(rows)
+
+
+def seq_of(path: Path, ids: list[str]) -> list[int | None]:
+    by_id = dict(sqlite_query(path, "SELECT id, seq FROM event_log"))
+    return [by_id[i] for i in ids]
+
+
+def stored_text(path: Path, event_id: str) -> tuple[str, str | None]:
+    rows = sqlite_query(path, 'SELECT "timestamp", data FROM event_log WHERE id = ?', event_id)
+    assert rows, event_id
+    return rows[0][0], rows[0][1]
+
+
+def instant(written: Written) -> datetime:
+    """The instant the original meant (naive text is UTC), as event-log reads it."""
+    return normalize_timestamp(written.timestamp)
+
+
+def original_database(tmp_path: Path, *, statements: tuple[str, ...] = DDL) -> Database:
+    """A file the original module created, with rows in both of its timestamp styles
+    (one with no fraction, which isoformat() then leaves out) and its kinds of data."""
+    path = tmp_path / "events.db"
+    whole_second = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        log_event(
+            path,
+            "task.created",
+            "coordinator",
+            task_id="t1",
+            data={"reward": 5},
+            statements=statements,
+        ),
+        log_event(
+            path,
+            "task.assigned",
+            "coordinator",
+            task_id="t1",
+            agent_id="a1",
+            naive=True,
+            statements=statements,
+        ),
+        log_event(
+            path,
+            "agent.joined",
+            "a1",
+            agent_id="a1",
+            naive=True,
+            now=lambda: whole_second,
+            statements=statements,
+        ),
+        log_event(path, "tool.called", "a1", data={"args": [1, "ü"]}, statements=statements),
+    ]
+    assert rows[2].timestamp == "2026-03-01T12:00:00"
+    return Database(path, f"sqlite+aiosqlite:///{path}", rows)
+
+
+@pytest.fixture
+async def adopted(tmp_path: Path) -> Database:
+    """The original's database after ``event_log.upgrade()``."""
+    db = original_database(tmp_path)
+    await event_log.upgrade(db.url)
+    return db
+
+
+async def take(follower: AsyncIterator[Event], n: int) -> list[Event]:
+    """The next ``n`` events, failing after DEADLINE_S."""
+
+    async def collect() -> list[Event]:
+        got: list[Event] = []
+        async for event in follower:
+            got.append(event)
+            if len(got) == n:
+                break
+        return got
+
+    return await asyncio.wait_for(collect(), DEADLINE_S)
+
+
+def revision_module(revision: str) -> Any:
+    script = ScriptDirectory(str(script_location())).get_revision(revision)
+    assert script is not None
+    return script.module
+
+
+def assert_reads_as_written(event: Event, written: Written) -> None:
+    assert event.id == written.id
+    assert event.timestamp == instant(written)
+    assert event.data == (None if written.data is None else json.loads(written.data))
+
+
+# -- the original's DDL and the schema --------------------------------------------------------
+
+
+@pytest.mark.parametrize("timestamp_index", TIMESTAMP_INDEX_NAMES)
+async def test_the_originals_ddl_adds_no_index_and_db_check_passes(
+    tmp_path: Path, timestamp_index: str
+) -> None:
+    db = original_database(tmp_path, statements=ddl(timestamp_index))
+    assert timestamp_index in indexes_of(db.path)
+    await event_log.upgrade(db.url)
+    # The original keeps running its DDL: every name is taken, so it adds nothing.
+    log_event(db.path, "task.started", "a1", statements=ddl(timestamp_index))
+    indexes = indexes_of(db.path)
+    assert {name for name, table in indexes.items() if table == "event_log"} == MODEL_INDEXES
+    assert {name for name, table in indexes.items() if table == NAMES_TABLE} == (
+        ORIGINAL_INDEX_NAMES
+    )
+    assert sqlite_query(db.path, f"SELECT count(*) FROM {NAMES_TABLE}") == [(0,)]
+    await admin.check(db.url)
+    result = await asyncio.to_thread(cli, db.url, "db", "check")
+    assert "matches event-log's model" in ok(result).stdout
+
+
+async def test_without_the_names_taken_the_originals_indexes_would_be_drift(
+    adopted: Database,
+) -> None:
+    """What 0003's names table prevents: on the adopted table the original's names
+    are free, its DDL adds four indexes duplicating event-log's, and db check fails."""
+    with closing(sqlite3.connect(adopted.path)) as conn:
+        conn.execute(f"DROP TABLE {NAMES_TABLE}")
+    log_event(adopted.path, "task.started", "a1")
+    added = {name for name, table in indexes_of(adopted.path).items() if table == "event_log"}
+    assert added - MODEL_INDEXES == {
+        "idx_event_log_task",
+        "idx_event_log_agent",
+        "idx_event_log_type",
+        "idx_event_log_timestamp",
+    }
+    result = await asyncio.to_thread(cli, adopted.url, "db", "check")
+    fails(result, 1, "differs from event-log's model", "idx_event_log_task")
+
+
+async def test_upgrade_keeps_every_original_row_and_numbers_it(adopted: Database) -> None:
+    ids = [row.id for row in adopted.original]
+    assert sorted(seq_of(adopted.path, ids)) == [1, 2, 3, 4]  # type: ignore[type-var]
+    async with EventLogger.open(adopted.url) as log:
+        for row in adopted.original:
+            event = await log.get_event(row.id)
+            assert event is not None
+            assert_reads_as_written(event, row)
+
+
+# -- follow() sees the original's writes ------------------------------------------------------
+
+
+async def test_follow_yields_the_originals_writes_from_a_thread_in_commit_order(
+    adopted: Database,
+) -> None:
+    """Interleaved one at a time, so the commit order is known: the follower yields
+    exactly that, and the original's rows read back as it meant them."""
+    async with EventLogger.open(adopted.url) as log:
+        follower = log.follow()
+        reader = asyncio.ensure_future(take(follower, 20))
+        await started(follower)
+        expected: list[str] = []
+        legacy: dict[str, Written] = {}
+        for i in range(10):
+            row = await asyncio.to_thread(
+                log_event,
+                adopted.path,
+                "tool.called",
+                "a1",
+                task_id="t2",
+                data={"i": i} if i % 3 else None,
+                naive=i % 2 == 0,
+            )
+            legacy[row.id] = row
+            own = await log.log_event("tool.completed", "a1", task_id="t2", data={"i": i})
+            expected += [row.id, own.id]
+        got = await reader
+        assert [e.id for e in got] == expected
+        for event in got:
+            if event.id in legacy:
+                assert_reads_as_written(event, legacy[event.id])
+                text, _ = stored_text(adopted.path, event.id)
+                assert text == format_utc(event.timestamp)
+                assert len(text) == TIMESTAMP_TEXT_WIDTH
+        # Nothing more is pending: the next event is the next one written.
+        reader = asyncio.ensure_future(take(follower, 1))
+        last = await log.log_event("task.completed", "a1", task_id="t2")
+        assert await reader == [last]
+
+        timeline = await log.get_task_events("t2")
+        assert [e.id for e in timeline] == [
+            e.id for e in sorted([*got, last], key=lambda e: (e.timestamp, e.id))
+        ]
+
+
+async def test_follow_yields_the_originals_writes_from_another_process(
+    adopted: Database,
+) -> None:
+    """A writer process answers each request once its event committed, so the commit
+    order of its events and the logger's is known."""
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(LEGACY_SCRIPT),
+        str(adopted.path),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert writer.stdin is not None
+    assert writer.stdout is not None
+    stdin, stdout = writer.stdin, writer.stdout
+
+    async def write(line: str) -> str:
+        stdin.write(f"{line}\n".encode())
+        await stdin.drain()
+        answer = (await asyncio.wait_for(stdout.readline(), DEADLINE_S)).split()
+        assert answer, "the writer process ended"
+        return answer[0].decode()
+
+    try:
+        async with EventLogger.open(adopted.url) as log:
+            follower = log.follow()
+            reader = asyncio.ensure_future(take(follower, 12))
+            await started(follower)
+            expected: list[str] = []
+            for i in range(6):
+                expected.append(await write("bid.submitted child" + (" naive" if i % 2 else "")))
+                expected.append((await log.log_event("bid.submitted", "parent")).id)
+            got = await reader
+            assert [e.id for e in got] == expected
+            assert [e.source for e in got] == ["child", "parent"] * 6
+            assert [e.data for e in got[::2]] == [{"pid": "child"}] * 6
+    finally:
+        stdin.close()
+        assert await asyncio.wait_for(writer.wait(), DEADLINE_S) == 0
+
+
+async def test_original_writers_on_many_threads_while_following_exactly_once(
+    adopted: Database,
+) -> None:
+    """Eight threads write the original way (a connection per call) while the logger
+    writes its own: the follower yields every event once, in seq order, and each
+    writer's events in the order it committed them."""
+    threads, per_thread, own_count = 8, 20, 60
+    total = threads * per_thread + own_count
+    by_writer: dict[str, list[str]] = {}
+    failures: list[BaseException] = []
+
+    def original(name: str) -> None:
+        try:
+            by_writer[name] = [
+                log_event(adopted.path, "tool.called", name, data={"n": n}, naive=n % 2 == 0).id
+                for n in range(per_thread)
+            ]
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    async with EventLogger.open(adopted.url) as log:
+        follower = log.follow()
+        reader = asyncio.ensure_future(take(follower, total))
+        await started(follower)
+        workers = [
+            threading.Thread(target=original, args=(f"original-{i}",)) for i in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        own = []
+        for n in range(own_count):
+            own.append((await log.log_event("tool.completed", "event-log", data={"n": n})).id)
+            await asyncio.sleep(0)
+        for worker in workers:
+            await asyncio.to_thread(worker.join, DEADLINE_S)
+        assert not failures, failures
+        got = [e.id for e in await reader]
+
+    assert len(got) == len(set(got)) == total
+    assert set(got) == set(own).union(*by_writer.values())
+    seqs = seq_of(adopted.path, got)
+    assert seqs == sorted(seqs)  # type: ignore[type-var]
+    assert [i for i in got if i in set(own)] == own
+    for ids in by_writer.values():
+        assert [i for i in got if i in set(ids)] == ids
+    last_seq = sqlite_query(adopted.path, "SELECT last_seq FROM event_log_sequence")
+    assert last_seq == [(len(adopted.original) + total,)]
+
+
+# -- what the trigger stores ------------------------------------------------------------------
+
+
+async def test_list_events_orders_the_originals_rows_by_time(adopted: Database) -> None:
+    """The original's naive text with no fraction, and a row in another zone, sort by
+    their instant among event-log's own; ``since`` includes a row at its bound."""
+    t0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    berlin = timezone(timedelta(hours=1))
+    at_t0 = log_event(adopted.path, "task.created", "o", task_id="t3", naive=True, now=lambda: t0)
+    earlier = log_event(  # raw text "13:59:59.5+01:00" would sort after the others
+        adopted.path,
+        "task.created",
+        "o",
+        task_id="t3",
+        now=lambda: (t0 - timedelta(milliseconds=500)).astimezone(berlin),
+    )
+    assert (at_t0.timestamp, earlier.timestamp[11:]) == (
+        "2026-03-02T12:00:00",
+        "12:59:59.500000+01:00",
+    )
+    async with EventLogger.open(adopted.url) as log:
+        same = await log.log_event("task.created", "n", task_id="t3", timestamp=t0)
+        later = await log.log_event(
+            "task.created", "n", task_id="t3", timestamp=t0 + timedelta(microseconds=1)
+        )
+        tied = sorted([at_t0.id, same.id])
+        page = await log.list_events(task_id="t3", newest_first=False)
+        assert [e.id for e in page.events] == [earlier.id, *tied, later.id]
+        since = await log.list_events(task_id="t3", since=t0, newest_first=False)
+        assert [e.id for e in since.events] == [*tied, later.id]
+        newest = await log.list_events(task_id="t3", limit=2)
+        assert [e.id for e in newest.events] == [later.id, tied[1]]
+
+
+def _offsets() -> st.SearchStrategy[tzinfo]:
+    # Whole seconds: an offset with a fraction of a second is kept as written.
+    return st.just(UTC) | st.builds(
+        timezone,
+        st.integers(-86_399, 86_399).map(lambda s: timedelta(seconds=s)),
+    )
+
+
+# Not year 1 or 9999: an offset could move the instant outside datetime's range in UTC.
+_LOW, _HIGH = datetime(2, 1, 1), datetime(9998, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def head_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SQLite file at head, for raw INSERTs (one for the module: hypothesis reuses it)."""
+    path = tmp_path_factory.mktemp("trigger") / "events.db"
+    asyncio.run(event_log.upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+def insert_raw(path: Path, timestamp: object, data: object = None) -> tuple[Any, Any, int]:
+    """INSERT a row without seq as any foreign writer might; (timestamp, data, seq) stored."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        row_id = f"raw-{conn.execute('SELECT count(*) FROM event_log').fetchone()[0]}"
+        conn.execute(
+            "INSERT INTO event_log (id, event_type, source, data, timestamp) "
+            "VALUES (?, 'raw.row', 'test', ?, ?)",
+            (row_id, data, timestamp),
+        )
+        stored = conn.execute(
+            'SELECT "timestamp", data, seq FROM event_log WHERE id = ?', (row_id,)
+        ).fetchone()
+    return stored[0], stored[1], stored[2]
+
+
+@settings(deadline=None)  # each example commits to a file
+@given(
+    st.datetimes(min_value=_LOW, max_value=_HIGH)
+    | st.datetimes(min_value=_LOW, max_value=_HIGH, timezones=_offsets()),
+    st.sampled_from(["isoformat", "str", "Z", "seconds", "milliseconds", "basic-offset"]),
+)
+def test_the_trigger_rewrites_timestamps_to_the_instant_event_log_reads(
+    head_file: Path, value: datetime, style: str
+) -> None:
+    if style == "isoformat":
+        text = value.isoformat()
+    elif style == "str":
+        text = str(value)
+    elif style == "Z":
+        text = value.replace(tzinfo=None).isoformat() + "Z"
+    elif style == "basic-offset":  # +HHMM, and +HH for whole hours: Python reads them too
+        text = value.isoformat()
+        if len(text) > 6 and text[-6] in "+-" and text[-3] == ":":
+            text = text[:-3] if text.endswith(":00") else text[:-3] + text[-2:]
+    else:
+        text = value.isoformat(timespec=style)
+    stored, _, seq = insert_raw(head_file, text)
+    assert stored == format_utc(normalize_timestamp(text))
+    assert seq is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",  # not a date-time
+        "2026-02-30T12:00:00",  # no such day
+        "2026-03-01T24:00:00",
+        "2026-03-01T12:00:00+24:00",
+        "2026-03-01T12:00:00.",
+        "2026-03-01",  # Python reads it, but it is a date
+        "2026-03-01T12:00:00+05:30:15.5",  # an offset with a fraction of a second
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    ],
+)
+def test_the_trigger_keeps_timestamps_it_cannot_rewrite_exactly(head_file: Path, text: str) -> None:
+    stored, _, seq = insert_raw(head_file, text)
+    assert (stored, seq is not None) == (text, True)
+
+
+@pytest.mark.parametrize(
+    ("data", "stored"),
+    [
+        (None, None),
+        ("null", None),
+        ("{}", "{}"),
+        ('{"a": 1, "b": [1, 2.5, null, true]}', '{"a":1,"b":[1,2.5,null,true]}'),
+        ("[1, 2]", '{"value":[1,2]}'),
+        ('"text"', '{"value":"text"}'),
+        ("7", '{"value":7}'),
+        # Not JSON: kept as written (the trigger never makes an INSERT fail).
+        ('{"v": NaN}', '{"v": NaN}'),
+        ("{'single': 'quotes'}", "{'single': 'quotes'}"),
+    ],
+)
+def test_the_trigger_stores_data_as_adoption_does(
+    head_file: Path, data: str | None, stored: str | None
+) -> None:
+    _, kept, seq = insert_raw(head_file, "2026-03-01T12:00:00", data)
+    assert (kept, seq is not None) == (stored, True)
+    if data is not None and stored is not None and "NaN" not in data and "'" not in data:
+        adopted = revision_module("0001")._normalize_data(data)
+        assert json.loads(kept) == json.loads(adopted)
+
+
+async def test_event_logs_own_writes_leave_the_trigger_idle(adopted: Database) -> None:
+    """Its rows always carry seq: numbers stay contiguous and the counter agrees, which a
+    trigger bumping the counter as well would break."""
+    async with EventLogger.open(adopted.url) as log:
+        batch = await log.log_events(
+            [{"event_type": "task.created", "source": "n", "data": {"i": i}} for i in range(50)]
+        )
+        single = [await log.log_event("task.started", "n") for _ in range(5)]
+    first = len(adopted.original) + 1
+    ids = [e.id for e in [*batch, *single]]
+    assert seq_of(adopted.path, ids) == list(range(first, first + len(ids)))
+    assert sqlite_query(adopted.path, "SELECT last_seq FROM event_log_sequence") == [
+        (first + len(ids) - 1,)
+    ]
+
+
+# -- downgrade and upgrade again --------------------------------------------------------------
+
+
+async def test_downgrade_to_0002_and_upgrade_numbers_what_was_written_meanwhile(
+    adopted: Database,
+) -> None:
+    change = await admin.downgrade(adopted.url, "0002")
+    assert (change.before, change.after) == ("0003", "0002")
+    assert (
+        sqlite_query(
+            adopted.path,
+            "SELECT name FROM sqlite_master WHERE name IN (?, ?)",
+            TRIGGER,
+            NAMES_TABLE,
+        )
+        == []
+    )
+
+    # At 0002 the original's rows get no seq and its DDL adds its indexes again.
+    t0 = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+    meanwhile = [
+        log_event(adopted.path, "task.created", "o", naive=True, now=lambda: t0),
+        log_event(adopted.path, "task.created", "o", now=lambda: t0 - timedelta(seconds=1)),
+        log_event(
+            adopted.path,
+            "task.created",
+            "o",
+            data=None,
+            naive=True,
+            now=lambda: t0 + timedelta(microseconds=5),
+        ),
+    ]
+    ids = [row.id for row in meanwhile]
+    assert seq_of(adopted.path, ids) == [None, None, None]
+    assert {"idx_event_log_task", "idx_event_log_timestamp"} <= set(indexes_of(adopted.path))
+
+    await event_log.upgrade(adopted.url)
+    assert await admin.current_revision(adopted.url) == admin.head_revision() == "0003"
+    last = len(adopted.original)
+    # Numbered after the counter in (timestamp, id) order: the second, first, third.
+    assert seq_of(adopted.path, ids) == [last + 2, last + 1, last + 3]
+    assert sqlite_query(adopted.path, "SELECT last_seq FROM event_log_sequence") == [(last + 3,)]
+    for row in meanwhile:
+        assert stored_text(adopted.path, row.id)[0] == format_utc(instant(row))
+    assert {n for n, t in indexes_of(adopted.path).items() if t == "event_log"} == MODEL_INDEXES
+    await admin.check(adopted.url)
+
+    # And the original writes on as before, numbered at once.
+    after = log_event(adopted.path, "task.started", "o")
+    assert seq_of(adopted.path, [after.id]) == [last + 4]
