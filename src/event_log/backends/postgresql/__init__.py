@@ -23,11 +23,12 @@ from sqlalchemy import (
     literal,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ..._errors import recognise_lost_connections
 from ..._schema import EVENT_TABLE
 from .._backend import Backend, BackendName, IndexOutcome, Listener, Partitions
 from ._json import data_clauses
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ..._queries import BucketGrid
     from .._sink import Sink
 
-__all__ = ["BACKEND", "NOTIFY_CHANNEL", "PostgreSQLBackend"]
+__all__ = ["BACKEND", "NOTIFY_CHANNEL", "PostgreSQLBackend", "watch_lost_connections"]
 
 _log = logging.getLogger("event_log")
 _c = EVENT_TABLE.c
@@ -47,6 +48,33 @@ _c = EVENT_TABLE.c
 NOTIFY_CHANNEL = "event_log"
 # lock_not_available: the lock timeout expired.
 _LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    from ._sink import lost_connection
+
+    return lost_connection(exc)
+
+
+# Every failure message and retry rule asks the drivers' own test (see _errors).
+recognise_lost_connections("asyncpg", _lost_connection)
+recognise_lost_connections("psycopg", _lost_connection)
+
+
+def _mark_lost_connection(context: ExceptionContext) -> None:
+    """SQLAlchemy's dialects know only some of the ways a driver reports a dead
+    connection (asyncpg's stuck protocol, "cannot switch to state N", is not one):
+    mark the rest as disconnects too, so the connection is invalidated, the pool's
+    pre-ping replaces it before a read, and the error says ``connection_invalidated``."""
+    if not context.is_disconnect and _lost_connection(context.original_exception):
+        context.is_disconnect = True
+
+
+def watch_lost_connections(engine: AsyncEngine) -> None:
+    """Install :func:`_mark_lost_connection` on ``engine`` (once)."""
+    target = engine.sync_engine
+    if not event.contains(target, "handle_error", _mark_lost_connection):
+        event.listen(target, "handle_error", _mark_lost_connection)
 
 
 class AwareTimestamp(TypeDecorator[datetime]):
@@ -121,6 +149,7 @@ class PostgreSQLBackend(Backend):
         self, url: URL, *, read_only: bool = False, **engine_kwargs: Any
     ) -> AsyncEngine:
         engine = create_async_engine(url, pool_pre_ping=True, **engine_kwargs)
+        watch_lost_connections(engine)
         if read_only:
 
             @event.listens_for(engine.sync_engine, "connect")
@@ -167,12 +196,11 @@ class PostgreSQLBackend(Backend):
     def make_sink(self, db: Database) -> Sink:
         from ._sink import make_sink
 
+        watch_lost_connections(db.engine)  # an engine the caller made, too
         return make_sink(db)
 
     def lost_connection(self, exc: BaseException) -> bool:
-        from ._sink import lost_connection
-
-        return lost_connection(exc)
+        return _lost_connection(exc)
 
     def data_clauses(
         self, data: DataFilter, column: ColumnElement[Any]

@@ -13,7 +13,7 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..._schema import EVENT_TABLE
-from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, PostgresSink
+from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
 
 if TYPE_CHECKING:
     from ..._models import Row
@@ -62,7 +62,25 @@ class AsyncpgSink(PostgresSink):
 
 
 def lost_connection(exc: BaseException) -> bool:
-    """True for a failure of the connection itself (not of the statement)."""
-    return isinstance(
-        exc, (*CONNECTION_ERRORS, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
-    )
+    """True for a failure of the connection itself (not of the statement).
+
+    asyncpg says so in several ways: ``ConnectionDoesNotExistError`` (class 08),
+    ``InterfaceError`` ("connection is closed"), the server's goodbye
+    (``AdminShutdownError``, 57P01, from ``pg_terminate_backend``), a socket's
+    ``OSError``, and ``InternalClientError`` ("cannot switch to state 12;
+    another operation (2) is in progress"): a connection whose server said
+    goodbye while it was idle fails its next call on the protocol's state
+    machine before it notices the socket closed. Its protocol is then stuck,
+    so the connection is as good as lost.
+    """
+    if isinstance(
+        exc,
+        (
+            *CONNECTION_ERRORS,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+            asyncpg.PostgresConnectionError,
+        ),
+    ):
+        return True
+    return getattr(exc, "sqlstate", None) in SESSION_ENDED

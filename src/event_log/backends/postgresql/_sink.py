@@ -14,9 +14,11 @@ from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
+from ..._errors import error_chain
 from ..._schema import EVENT_TABLE
 from .._sink import Sink, check_count, check_last_seq
 from . import NOTIFY_CHANNEL
@@ -34,6 +36,7 @@ __all__ = [
     "INSERT_ARRAYS_SQL",
     "INSERT_TEXT_SQL",
     "PG_STATEMENT_MAX_ROWS",
+    "SESSION_ENDED",
     "CopyStream",
     "PostgresSink",
     "lost_connection",
@@ -94,6 +97,9 @@ INSERT_ARRAYS_SQL = _insert_sql(
 
 # A failure that may have cost the connection, whatever the driver.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
+# Server errors that end the session: admin_shutdown (pg_terminate_backend),
+# crash_shutdown, cannot_connect_now.
+SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
 class PostgresSink(Sink):
@@ -113,9 +119,11 @@ class PostgresSink(Sink):
 
     On a failure the connection is rolled back, or, when its state is unknown
     (it was lost, or the batch was cancelled halfway), closed and replaced on
-    the next batch. A batch that failed because the connection was lost is
-    tried once more on a new connection: a transaction that had committed
-    after all cannot be stored twice (ids are unique), it fails instead.
+    the next batch. A batch that failed because the connection was lost,
+    whichever way the driver said so (:func:`lost_connection`), is tried once
+    more on a new connection: a transaction that had committed after all
+    cannot be stored twice (ids are unique), it fails instead. None of this
+    costs a round trip while nothing fails.
     """
 
     def __init__(self, db: Database) -> None:
@@ -200,8 +208,11 @@ class PostgresSink(Sink):
         driver = self._driver
         if driver is None:
             return
-        if not isinstance(exc, Exception) or self._is_closed(driver):
-            await self._discard()  # cancelled halfway, or lost
+        if not isinstance(exc, Exception) or self._is_closed(driver) or self._lost(exc):
+            # Cancelled halfway, or lost: asyncpg may not know yet that its connection
+            # is gone (the server's goodbye can arrive before the socket closes, and
+            # the next call then fails on the protocol's state instead).
+            await self._discard()
             return
         if self._in_transaction(driver):
             try:
@@ -236,9 +247,10 @@ class PostgresSink(Sink):
         try:
             return await self._insert_once(rows)
         except Exception as exc:
-            if self._driver is not None or not self._lost(exc):
+            if not self._lost(exc):
                 raise
-        return await self._insert_once(rows)  # once more, on a new connection
+        # The connection was lost (and discarded): once more, on a new one.
+        return await self._insert_once(rows)
 
     def streams(self, count: int) -> bool:
         return count > PG_STATEMENT_MAX_ROWS
@@ -336,16 +348,22 @@ def make_sink(db: Database) -> PostgresSink:
 
 def lost_connection(exc: BaseException) -> bool:
     """True for a failure of the connection itself (not of the statement), from either
-    driver: the exception's own package says which one raised it."""
-    if isinstance(exc, CONNECTION_ERRORS):
-        return True
-    package = type(exc).__module__.partition(".")[0]
-    if package == "asyncpg":
-        from ._asyncpg import lost_connection as asyncpg_lost
+    driver, as raised or wrapped by SQLAlchemy: the exception's own package says which
+    driver raised it."""
+    for link in error_chain(exc):
+        if isinstance(link, CONNECTION_ERRORS):
+            return True
+        if isinstance(link, DBAPIError) and link.connection_invalidated:
+            return True
+        package = type(link).__module__.partition(".")[0]
+        if package == "asyncpg":
+            from ._asyncpg import lost_connection as asyncpg_lost
 
-        return asyncpg_lost(exc)
-    if package == "psycopg":
-        from ._psycopg import lost_connection as psycopg_lost
+            if asyncpg_lost(link):
+                return True
+        elif package == "psycopg":
+            from ._psycopg import lost_connection as psycopg_lost
 
-        return psycopg_lost(exc)
+            if psycopg_lost(link):
+                return True
     return False
