@@ -11,9 +11,6 @@ one the asyncpg sink sends. Its ``COPY`` is text (``_copy``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +20,9 @@ from psycopg.rows import tuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..._schema import EVENT_TABLE
-from .._backend import Listener
 from ._copy import copy_text
-from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, PostgresSink
+from ._listen import ReopeningListener
+from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
 
 if TYPE_CHECKING:
     from ..._database import Database
@@ -33,14 +30,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PsycopgListener", "PsycopgSink", "listen", "lost_connection"]
 
-_log = logging.getLogger("event_log")
 
 _COPY_SQL = f"COPY {EVENT_TABLE.name} ({', '.join(COLUMN_NAMES)}) FROM STDIN"
 # A large batch goes to COPY in pieces of this many rows, so the server stores
 # the first ones while the rest are formatted.
 _COPY_PIECE = 1000
-# Server errors that end the session: admin_shutdown, crash_shutdown, cannot_connect_now.
-_SESSION_ENDED = frozenset({"57P01", "57P02", "57P03"})
 
 
 async def _autocommit(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
@@ -112,62 +106,35 @@ def lost_connection(exc: BaseException) -> bool:
     if not isinstance(exc, psycopg.OperationalError):
         return False
     state = exc.sqlstate
-    return state is None or state.startswith("08") or state in _SESSION_ENDED
+    return state is None or state.startswith("08") or state in SESSION_ENDED
 
 
-class PsycopgListener(Listener):
-    """One connection of the engine's pool doing ``LISTEN``, and the task reading it."""
+class PsycopgListener(ReopeningListener):
+    """psycopg: a connection in autocommit doing ``LISTEN``, read by the listener's task
+    (see ``_listen`` for the reopening)."""
 
-    def __init__(
-        self,
-        conn: AsyncConnection,
-        driver: psycopg.AsyncConnection[Any],
-        channel: str,
-        wake: Callable[..., None],
-    ) -> None:
-        self._conn = conn
+    def __init__(self, db: Database, channel: str, wake: Callable[..., None]) -> None:
+        super().__init__(db, channel, wake)
+        self._driver: psycopg.AsyncConnection[Any] | None = None
+
+    async def _listen(self, conn: AsyncConnection) -> None:
+        driver = await _autocommit(conn)
+        await driver.execute(f"LISTEN {self._channel}", prepare=False)
         self._driver = driver
-        self._channel = channel
-        self._wake = wake
-        self._task = asyncio.create_task(self._consume(), name=f"event_log LISTEN {channel}")
 
-    async def _consume(self) -> None:
-        try:
-            async for _ in self._driver.notifies():
-                self._wake()
-        except psycopg.Error as exc:
-            # Followers still poll, so they carry on, only slower for other
-            # writers' events (this logger's own still wake them at once).
-            _log.warning(
-                "event_log: stopped listening for commits on %r (%s); followers poll",
-                self._channel,
-                exc,
-            )
+    async def _until_lost(self) -> None:
+        assert self._driver is not None
+        # Ends only by raising: psycopg finds the connection lost while it waits.
+        async for _ in self._driver.notifies():
+            self._wake()
 
-    async def close(self) -> None:
-        self._task.cancel()
-        clean = False
-        try:
-            await asyncio.wait([self._task])
-            # The reader was waiting between notifications: the connection is idle
-            # and goes back to the pool, unless it was lost.
-            with contextlib.suppress(Exception):
-                await self._driver.execute(f"UNLISTEN {self._channel}", prepare=False)
-                clean = True
-        finally:
-            if not clean:
-                with contextlib.suppress(Exception):
-                    await self._conn.invalidate()
-            await self._conn.close()
+    async def _unlisten(self) -> None:
+        assert self._driver is not None
+        await self._driver.execute(f"UNLISTEN {self._channel}", prepare=False)
 
 
 async def listen(db: Database, channel: str, wake: Callable[..., None]) -> PsycopgListener:
     """Call ``wake`` on every notification on ``channel``, from a connection of ``db``'s."""
-    conn = await db.engine.connect()
-    try:
-        driver = await _autocommit(conn)
-        await driver.execute(f"LISTEN {channel}", prepare=False)
-    except BaseException:
-        await conn.close()
-        raise
-    return PsycopgListener(conn, driver, channel, wake)
+    listener = PsycopgListener(db, channel, wake)
+    await listener.start()
+    return listener
