@@ -6,8 +6,12 @@ rows, and inserts it in one transaction; while that commits, new callers queue
 up and form the next batch, so under load a batch grows to meet demand with no
 timer. Each awaiting caller is resolved only after its transaction committed,
 or failed with :class:`StorageError` if it did not. When a shared transaction
-fails, its submissions are retried one transaction each, so one bad
-submission never fails another caller's events.
+fails on its statement (a duplicate id, a value the database refuses), its
+submissions are retried one transaction each, so one bad submission never
+fails another caller's events. When it fails for a reason no submission
+caused (the connection lost again after the sink's own retry, a statement
+timeout, a lock not granted), every caller of the batch is answered at once:
+retrying them one by one would make the k-th wait out the same timeout k times.
 
 Maintenance statements (a prune batch) run in the same queue, in their own
 short transaction, so they never contend with this process's own writes for
@@ -25,7 +29,16 @@ from dataclasses import dataclass
 
 from sqlalchemy.sql.dml import UpdateBase
 
-from ._errors import EventLogError, LoggerClosedError, QueueFullError, as_storage_error
+from ._errors import (
+    EventLogError,
+    LoggerClosedError,
+    QueueFullError,
+    StorageError,
+    as_storage_error,
+    plain_reason,
+    rolled_back,
+    transient,
+)
 from ._models import Row
 from .backends._sink import Sink
 
@@ -48,6 +61,20 @@ class WriterStats:
     written: int
     failed: int
     queued: int
+
+
+def _outcome(exc: BaseException) -> str:
+    """What became of a write that failed with ``exc``."""
+    if rolled_back(exc):
+        return "nothing of it was stored"
+    return "it may or may not have been stored (never twice)"
+
+
+def write_error(count: int, exc: BaseException) -> StorageError:
+    """What a caller whose ``count`` events were not acknowledged is told: what happened,
+    in words, and what became of them (the driver's exception is ``__cause__``)."""
+    events = "1 event" if count == 1 else f"{count} events"
+    return as_storage_error(f"writing {events}", exc, _outcome(exc))
 
 
 class _Write:
@@ -373,8 +400,10 @@ class Writer:
             await self._sink.insert(rows)
         except Exception as exc:
             self._notify_listeners()  # a retry below may still commit part of it
-            if len(batch) == 1:
-                self._failed_write(batch[0], exc)
+            if len(batch) == 1 or transient(exc):
+                # Not one submission's fault: every caller hears it now.
+                for write in batch:
+                    self._failed_write(write, exc)
                 return
             # Isolate the failure: retry each submission in its own transaction.
             for write in batch:
@@ -431,7 +460,12 @@ class Writer:
             self._failed += len(write.rows)
             self._made_room()
         ids = ", ".join(row[0] for row in write.rows)
-        log.error("event_log: emitted event(s) %s could not be written: %s", ids, exc)
+        log.error(
+            "event_log: emitted event(s) %s could not be written: %s; %s",
+            ids,
+            plain_reason(exc),
+            _outcome(exc),
+        )
 
     def _fail_awaited(self, future: asyncio.Future[None], count: int, exc: BaseException) -> None:
         """``count`` events an awaiting caller submitted were not written: tell it why."""
@@ -439,7 +473,7 @@ class Writer:
             self._failed += count
             self._made_room()
         if not future.done():
-            future.set_exception(as_storage_error(f"writing {count} event(s)", exc))
+            future.set_exception(write_error(count, exc))
 
     async def _run_job(self, job: _Job) -> None:
         try:
