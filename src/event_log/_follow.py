@@ -14,19 +14,40 @@ LISTEN connection per logger turns into the same wake-up, so events of other
 loggers and processes arrive within milliseconds too. On SQLite (no
 notifications between processes) they are found by polling every
 ``poll_interval`` seconds (0.25 by default); polling also runs on PostgreSQL,
-as a safety net for writers that do not notify.
+as a safety net for writers that do not notify. PostgreSQL's LISTEN
+connection is reopened whenever it is lost, and every follower then reads
+what it missed (``backends.postgresql._listen``).
+
+Failures: a follower rides out transient ones (a lost connection, a server
+that cannot be reached, a statement timeout, a lock not granted): it tries
+the read again, after 0.05 s doubling up to 2 s, on a new connection (the
+pool's pre-ping replaces a dead one), and carries on from its position, so
+no event is skipped or repeated. Only when reads keep failing for
+``RETRY_FOR`` seconds (30) on end, or fail for another reason (a missing
+table, a permission), does ``__anext__`` raise :class:`StorageError`; that
+ends an ``async for`` loop, but the follower stays usable: iterating it again
+resumes after the last event it yielded, each event still exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import InvalidCursorError, translate_storage_errors
+from sqlalchemy.exc import SQLAlchemyError
+
+from ._errors import (
+    InvalidCursorError,
+    StorageError,
+    plain_reason,
+    transient,
+    translate_storage_errors,
+)
 from ._filters import EventFilter
 from ._models import Event
 from ._queries import (
@@ -45,14 +66,29 @@ if TYPE_CHECKING:
     from ._writer import Writer
     from .backends import Listener
 
-__all__ = ["DEFAULT_POLL_INTERVAL", "Follower", "FollowerRegistry", "follow_start"]
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "RETRY_FOR",
+    "Follower",
+    "FollowerRegistry",
+    "follow_start",
+]
 
 DEFAULT_POLL_INTERVAL = 0.25
 _PAGE = 500
+# A follower's transient failures are tried again for this many seconds on end
+# (then __anext__ raises), after RETRY_FIRST_DELAY doubling up to RETRY_MAX_DELAY.
+RETRY_FOR = 30.0
+RETRY_FIRST_DELAY = 0.05
+RETRY_MAX_DELAY = 2.0
+
+_log = logging.getLogger("event_log")
+T = TypeVar("T")
 
 
 class Follower(AsyncIterator[Event]):
-    """The iterator ``EventLogger.follow()`` returns."""
+    """The iterator ``EventLogger.follow()`` returns (see the module for what it does
+    when the database fails)."""
 
     def __init__(
         self,
@@ -82,6 +118,7 @@ class Follower(AsyncIterator[Event]):
         self._stored_done = True
         self._end_seq: int | None = None  # set when the logger closes
         self._finished = False
+        self._closing = False  # the logger is closing: no more waiting out failures
         # One fetch at a time: the consumer's and close()'s must not interleave.
         self._lock = asyncio.Lock()
 
@@ -92,7 +129,7 @@ class Follower(AsyncIterator[Event]):
         if not self._started:
             async with self._lock:
                 if not self._started and not self._finished:
-                    await self._start()
+                    await self._patiently("following events", self._start)
         while not self._buffer:
             if self._finished:
                 raise StopAsyncIteration
@@ -127,9 +164,48 @@ class Follower(AsyncIterator[Event]):
             self._writer.remove_listener(self._wake)
             self._on_done(self)
 
-    async def _scalar_rows(self, stmt: Any) -> list[Any]:
-        with translate_storage_errors("following events"):
-            return list(await self._db.rows(stmt))
+    async def _scalar_rows(self, stmt: Any, *, patient: bool = True) -> list[Any]:
+        async def read() -> list[Any]:
+            with translate_storage_errors("following events"):
+                return list(await self._db.rows(stmt))
+
+        if not patient:
+            return await read()
+        return await self._patiently("following events", read)
+
+    async def _patiently(self, action: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()``, tried again while it fails transiently, for ``RETRY_FOR`` s on end.
+
+        Reads have no effect and the position moves only once one succeeded,
+        so a retry carries on exactly where the failed try would have.
+        """
+        delay = RETRY_FIRST_DELAY
+        failing_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                return await work()
+            except (StorageError, SQLAlchemyError, OSError) as exc:
+                if not transient(exc) or self._finished or self._closing:
+                    if isinstance(exc, StorageError):
+                        raise
+                    raise StorageError(f"{action} failed: {plain_reason(exc)}") from exc
+                now = loop.time()
+                if failing_since is None:
+                    failing_since = now
+                    _log.warning(
+                        "event_log: %s: %s; trying again (for up to %g s)",
+                        action,
+                        plain_reason(exc),
+                        RETRY_FOR,
+                    )
+                elif now - failing_since >= RETRY_FOR:
+                    raise StorageError(
+                        f"{action} failed: {plain_reason(exc)}, for {RETRY_FOR:g} s on end; "
+                        "iterate the follower again to resume after the last event it yielded"
+                    ) from _driver_error(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
 
     def wake(self) -> None:
         self._wake.set()
@@ -138,17 +214,17 @@ class Follower(AsyncIterator[Event]):
         self._writer.add_listener(self._wake)
         await self._listen()
         if self._event_id is not None:
-            rows = await self._scalar_rows(event_by_id_statement(self._event_id))
+            rows = await self._scalar_rows(event_by_id_statement(self._event_id), patient=False)
             if not rows:
                 raise InvalidCursorError(f"no event has the id {self._event_id!r}")
             found = row_to_event(rows[0])
             self._position = (found.timestamp, found.id)
-        rows = await self._scalar_rows(last_seq_statement())
+        rows = await self._scalar_rows(last_seq_statement(), patient=False)
         self._start_seq = self._last_seq = int(rows[0][0]) if rows else 0
         self._stored_done = self._position is None
         self._started = True
 
-    async def _fetch(self) -> bool:
+    async def _fetch(self, *, patient: bool = True) -> bool:
         """Fill the buffer with the next page; False when there was nothing new."""
         if not self._stored_done:
             assert self._position is not None
@@ -159,7 +235,8 @@ class Follower(AsyncIterator[Event]):
                 up_to_seq=self._start_seq,
                 limit=_PAGE,
             )
-            events = [row_to_event(row) for row in await self._scalar_rows(stmt)]
+            rows = await self._scalar_rows(stmt, patient=patient)
+            events = [row_to_event(row) for row in rows]
             if len(events) < _PAGE:
                 self._stored_done = True
             if events:
@@ -173,7 +250,7 @@ class Follower(AsyncIterator[Event]):
             up_to_seq=self._end_seq,
             limit=_PAGE,
         )
-        rows = await self._scalar_rows(stmt)
+        rows = await self._scalar_rows(stmt, patient=patient)
         if not rows:
             return False
         self._last_seq = int(rows[-1][-1])
@@ -185,17 +262,25 @@ class Follower(AsyncIterator[Event]):
 
         Called by ``EventLogger.close()`` while the database is still open.
         """
+        self._closing = True
         async with self._lock:
             if self._finished:
                 return
             if self._started:
-                rows = await self._scalar_rows(last_seq_statement())
+                rows = await self._scalar_rows(last_seq_statement(), patient=False)
                 self._end_seq = int(rows[0][0]) if rows else self._last_seq
-                while await self._fetch():
+                while await self._fetch(patient=False):
                     pass
             # else iteration never began: nothing was committed "after" it.
             self._finish()
             self._wake.set()
+
+
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's failure under a StorageError (what ``__cause__`` should be)."""
+    if isinstance(exc, StorageError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 class FollowerRegistry:
@@ -233,12 +318,15 @@ class FollowerRegistry:
             self._no_listener = self._listener is None
 
     async def close(self) -> None:
-        """Let every follower yield what was committed, then stop listening."""
-        for follower in list(self._followers):
-            await follower.drain_for_close()
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            await listener.close()
+        """Let every follower yield what was committed, then stop listening (also when
+        draining failed: the listener would otherwise keep reopening its connection)."""
+        try:
+            for follower in list(self._followers):
+                await follower.drain_for_close()
+        finally:
+            if self._listener is not None:
+                listener, self._listener = self._listener, None
+                await listener.close()
 
 
 def follow_start(cursors: CursorCodec, cursor: str | None) -> tuple[Position | None, str | None]:

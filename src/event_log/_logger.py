@@ -505,6 +505,12 @@ class EventLogger:
         yielding what was committed before ``close()`` returned; ``aclose()``
         or leaving an ``async with`` stops it earlier. See ``_follow`` for the
         ordering and the latency.
+
+        Transient database failures (a lost connection, a timeout, a lock) are
+        retried for up to 30 s on end without skipping or repeating an event;
+        after that, or at once for any other failure, ``__anext__`` raises
+        :class:`StorageError`. That ends an ``async for``, but iterating the
+        same follower again resumes after the last event it yielded.
         """
         self._check_open()
         flt = filter_from(filter, filters)
