@@ -37,6 +37,8 @@ __all__ = [
     "INSERT_TEXT_SQL",
     "PG_STATEMENT_MAX_ROWS",
     "SESSION_ENDED",
+    "STORED_SQL",
+    "UNIQUE_VIOLATION",
     "CopyStream",
     "PostgresSink",
     "lost_connection",
@@ -95,6 +97,13 @@ INSERT_ARRAYS_SQL = _insert_sql(
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]",
 )
 
+# The last seq of the rows with these ids ($1), when all $2 of them are stored.
+STORED_SQL = (
+    "SELECT CASE WHEN count(*) = $2::bigint THEN max(seq) END "
+    "FROM event_log WHERE id = ANY($1::text[])"
+)
+UNIQUE_VIOLATION = "23505"
+
 # A failure that may have cost the connection, whatever the driver.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ConnectionError, TimeoutError)
 # Server errors that end the session: admin_shutdown (pg_terminate_backend),
@@ -122,8 +131,9 @@ class PostgresSink(Sink):
     the next batch. A batch that failed because the connection was lost,
     whichever way the driver said so (:func:`lost_connection`), is tried once
     more on a new connection: a transaction that had committed after all
-    cannot be stored twice (ids are unique), it fails instead. None of this
-    costs a round trip while nothing fails.
+    cannot be stored twice (ids are unique), and when that retry fails on
+    the ids with every row of the batch found stored, the batch counts as
+    written. None of this costs a round trip while nothing fails.
     """
 
     def __init__(self, db: Database) -> None:
@@ -249,8 +259,32 @@ class PostgresSink(Sink):
         except Exception as exc:
             if not self._lost(exc):
                 raise
-        # The connection was lost (and discarded): once more, on a new one.
-        return await self._insert_once(rows)
+        return await self._again(rows)
+
+    async def _again(self, rows: Sequence[Row]) -> int:
+        """Insert ``rows`` once more, on a new connection: the last try lost its own.
+
+        That try may have committed before the connection went (only its answer
+        was lost): then this one fails on the ids, which are unique. Every row
+        of it stored means exactly that (the writer's ids are new, and a
+        transaction stores all its rows or none), so it counts as written.
+        """
+        try:
+            return await self._insert_once(rows)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            try:
+                driver = await self._connection()
+                last_seq = await self._value(
+                    driver, STORED_SQL, [row[0] for row in rows], len(rows)
+                )
+            except Exception as check_exc:
+                await self._recover(check_exc)
+                raise  # whether the first try committed is unknown: say why
+            if last_seq is None:
+                raise
+            return int(last_seq)
 
     def streams(self, count: int) -> bool:
         return count > PG_STATEMENT_MAX_ROWS
@@ -276,7 +310,7 @@ class PostgresSink(Sink):
         rows = [row for chunk in stream.sent for row in chunk]
         rows.extend(row for chunk in chunks for row in chunk)
         check_count(count, len(rows))
-        return await self._insert_once(rows)
+        return await self._again(rows)
 
     async def _stream_once(self, count: int, stream: CopyStream) -> int:
         driver = await self._connection()
