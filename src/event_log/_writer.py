@@ -8,10 +8,11 @@ timer. Each awaiting caller is resolved only after its transaction committed,
 or failed with :class:`StorageError` if it did not. When a shared transaction
 fails on its statement (a duplicate id, a value the database refuses), its
 submissions are retried one transaction each, so one bad submission never
-fails another caller's events. When it fails for a reason no submission
-caused (the connection lost again after the sink's own retry, a statement
-timeout, a lock not granted), every caller of the batch is answered at once:
-retrying them one by one would make the k-th wait out the same timeout k times.
+fails another caller's events. A batch whose connection was lost is tried
+once more as a whole. When it fails for a reason no submission caused (the
+connection lost again, a statement timeout, a lock not granted), every caller
+of the batch is answered at once: retrying them one by one would make the
+k-th wait out the same timeout k times.
 
 Maintenance statements (a prune batch) run in the same queue, in their own
 short transaction, so they never contend with this process's own writes for
@@ -35,6 +36,7 @@ from ._errors import (
     QueueFullError,
     StorageError,
     as_storage_error,
+    failure_kind,
     plain_reason,
     rolled_back,
     transient,
@@ -400,21 +402,33 @@ class Writer:
             await self._sink.insert(rows)
         except Exception as exc:
             self._notify_listeners()  # a retry below may still commit part of it
-            if len(batch) == 1 or transient(exc):
-                # Not one submission's fault: every caller hears it now.
-                for write in batch:
-                    self._failed_write(write, exc)
-                return
-            # Isolate the failure: retry each submission in its own transaction.
-            for write in batch:
-                try:
-                    await self._sink.insert(write.rows)
-                except Exception as single_exc:
-                    self._failed_write(write, single_exc)
-                else:
-                    self._committed([write], len(write.rows))
+            failure = exc
+        else:
+            self._committed(batch, len(rows))
             return
-        self._committed(batch, len(rows))
+        if failure_kind(failure) == "lost":
+            # Once more as a whole, on a new connection (a sink that does so itself
+            # already did: then this costs one more connection, not a timeout).
+            try:
+                await self._sink.insert(rows)
+            except Exception as exc:
+                failure = exc
+            else:
+                self._committed(batch, len(rows))
+                return
+        if len(batch) == 1 or transient(failure):
+            # Not one submission's fault: every caller hears it now.
+            for write in batch:
+                self._failed_write(write, failure)
+            return
+        # Isolate the failure: retry each submission in its own transaction.
+        for write in batch:
+            try:
+                await self._sink.insert(write.rows)
+            except Exception as single_exc:
+                self._failed_write(write, single_exc)
+            else:
+                self._committed([write], len(write.rows))
 
     async def _commit_stream(self, stream: _Stream) -> None:
         try:
