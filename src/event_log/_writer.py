@@ -65,18 +65,19 @@ class WriterStats:
     queued: int
 
 
-def _outcome(exc: BaseException) -> str:
-    """What became of a write that failed with ``exc``."""
-    if rolled_back(exc):
+def _outcome(exc: BaseException, after_loss: bool = False) -> str:
+    """What became of a write that failed with ``exc`` (``after_loss``: on a try after
+    one whose connection was lost, which may have committed)."""
+    if rolled_back(exc) and not after_loss:
         return "nothing of it was stored"
     return "it may or may not have been stored (never twice)"
 
 
-def write_error(count: int, exc: BaseException) -> StorageError:
+def write_error(count: int, exc: BaseException, after_loss: bool = False) -> StorageError:
     """What a caller whose ``count`` events were not acknowledged is told: what happened,
     in words, and what became of them (the driver's exception is ``__cause__``)."""
     events = "1 event" if count == 1 else f"{count} events"
-    return as_storage_error(f"writing {events}", exc, _outcome(exc))
+    return as_storage_error(f"writing {events}", exc, _outcome(exc, after_loss))
 
 
 class _Write:
@@ -406,7 +407,8 @@ class Writer:
         else:
             self._committed(batch, len(rows))
             return
-        if failure_kind(failure) == "lost":
+        after_loss = failure_kind(failure) == "lost"
+        if after_loss:
             # Once more as a whole, on a new connection (a sink that does so itself
             # already did: then this costs one more connection, not a timeout).
             try:
@@ -419,14 +421,14 @@ class Writer:
         if len(batch) == 1 or transient(failure):
             # Not one submission's fault: every caller hears it now.
             for write in batch:
-                self._failed_write(write, failure)
+                self._failed_write(write, failure, after_loss)
             return
         # Isolate the failure: retry each submission in its own transaction.
         for write in batch:
             try:
                 await self._sink.insert(write.rows)
             except Exception as single_exc:
-                self._failed_write(write, single_exc)
+                self._failed_write(write, single_exc, after_loss)
             else:
                 self._committed([write], len(write.rows))
 
@@ -466,9 +468,9 @@ class Writer:
             if future is not None and not future.done():
                 future.set_result(None)
 
-    def _failed_write(self, write: _Write, exc: BaseException) -> None:
+    def _failed_write(self, write: _Write, exc: BaseException, after_loss: bool = False) -> None:
         if write.future is not None:
-            self._fail_awaited(write.future, len(write.rows), exc)
+            self._fail_awaited(write.future, len(write.rows), exc, after_loss)
             return
         with self._lock:
             self._failed += len(write.rows)
@@ -478,16 +480,22 @@ class Writer:
             "event_log: emitted event(s) %s could not be written: %s; %s",
             ids,
             plain_reason(exc),
-            _outcome(exc),
+            _outcome(exc, after_loss),
         )
 
-    def _fail_awaited(self, future: asyncio.Future[None], count: int, exc: BaseException) -> None:
+    def _fail_awaited(
+        self,
+        future: asyncio.Future[None],
+        count: int,
+        exc: BaseException,
+        after_loss: bool = False,
+    ) -> None:
         """``count`` events an awaiting caller submitted were not written: tell it why."""
         with self._lock:
             self._failed += count
             self._made_room()
         if not future.done():
-            future.set_exception(write_error(count, exc))
+            future.set_exception(write_error(count, exc, after_loss))
 
     async def _run_job(self, job: _Job) -> None:
         try:
