@@ -1,4 +1,7 @@
-"""event-log: the async audit trail of a multi-agent swarm, on SQLite, PostgreSQL or MariaDB."""
+"""event-log: the async audit trail of a multi-agent swarm, on SQLite, PostgreSQL or MariaDB.
+
+Blocking code (threads, the original system's module functions) uses ``event_log.sync``.
+"""
 
 from ._data_index import create_data_index as create_data_index
 from ._engine import DEFAULT_URL
@@ -12,6 +15,7 @@ from ._errors import (
 )
 from ._errors import MissingDriverError as MissingDriverError
 from ._filters import EventFilter
+from ._filters import FilterKeywords as FilterKeywords
 from ._importing import ImportResult as ImportResult
 from ._legacy import ImportSourceError as ImportSourceError
 from ._legacy import LegacyDatabase as LegacyDatabase
@@ -25,9 +29,11 @@ from ._queries import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from ._queries import HistogramGroup as HistogramGroup
 from ._retention import RetentionPolicy
 from ._types import EventType
+from ._writer import WriterStats as WriterStats
 
 # The names imported "as" themselves above (create_data_index, HistogramGroup,
-# ImportResult, ...) are importable too without being part of the star-import surface.
+# ImportResult, ...) are importable too without being part of the star-import surface
+# (FilterKeywords and WriterStats type event_log.sync's mirror of EventLogger).
 __all__ = [
     "DEFAULT_URL",
     "Event",
