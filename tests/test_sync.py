@@ -126,6 +126,19 @@ def test_every_public_member_of_event_logger_is_mirrored() -> None:
     assert hasattr(SyncEventLogger, "__exit__")
 
 
+def test_every_contract_test_runs_on_the_sync_logger_or_is_left_out_with_a_reason() -> None:
+    """A test added to test_contract fails this until test_sync_contract runs it or says
+    why it does not apply."""
+    import test_contract
+    import test_sync_contract
+
+    contract_tests = {name for name in dir(test_contract) if name.startswith("test_")}
+    run = {name for name in dir(test_sync_contract) if name.startswith("test_")}
+    left_out = test_sync_contract.LEFT_OUT.keys()
+    assert not run & left_out
+    assert contract_tests == run | left_out
+
+
 def test_importing_creates_nothing_and_event_log_does_not_import_it(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
