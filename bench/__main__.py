@@ -28,7 +28,8 @@ import sqlalchemy
 import event_log
 
 from . import postgres
-from .common import DATA_DIR, ROOT, remove_sqlite_files, sqlite_url
+from .blocking import THREADS
+from .common import DATA_DIR, ROOT, remove_sqlite_files, sequential_events, sqlite_url
 from .dataset import ensure_dataset
 from .follow import POLL_INTERVAL_S, follow_latency
 from .histogram import EVERY, run_histogram
@@ -45,7 +46,6 @@ from .writes import (
     PROCESSES,
     TASKS_PER_PROCESS,
     run_scenario,
-    sequential_events,
 )
 
 
@@ -127,6 +127,22 @@ def _write_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
             "log_events_batches",
             f"log_events, batches of {BATCH_SIZE:,}",
             (at_least("ratio", 0.7, ">= 0.7x raw"),),
+        ),
+    ]
+
+
+# SQLite only: blocking callers, through event_log.sync and the original module's way
+# (a connection per call, bench.original), N/10 events each, one thread and 8.
+def _blocking_scenarios(cfg: Config) -> list[tuple[str, str, tuple[Target, ...]]]:
+    count = f"{sequential_events(cfg.events):,}"
+    return [
+        ("sync_sequential", f"event_log.sync.log_event, sequential ({count})", ()),
+        ("sync_threads", f"event_log.sync.log_event, {THREADS} threads ({count})", ()),
+        ("original_sequential", f"original module, a connection per call ({count})", ()),
+        (
+            "original_threads",
+            f"original module, a connection per call, {THREADS} threads ({count})",
+            (),
         ),
     ]
 
@@ -219,7 +235,11 @@ def _measure_writes(
     """
     title = _BACKEND_TITLES[backend]
     scenarios: list[tuple[str, Row]] = []
-    specs = _write_scenarios(cfg) if backend == "sqlite" else _pg_write_scenarios(cfg)
+    specs = (
+        _write_scenarios(cfg) + _blocking_scenarios(cfg)
+        if backend == "sqlite"
+        else _pg_write_scenarios(cfg)
+    )
     for scenario, label, targets in specs:
         label = f"{title} {_RAW_LABELS[backend] if scenario == 'raw' else label}"
         row = Row(f"writes.{backend}.{scenario}", "writes", label, targets=targets)

@@ -27,6 +27,7 @@ __all__ = [
     "peak_rss_mb",
     "percentile",
     "remove_sqlite_files",
+    "sequential_events",
     "sqlite_url",
     "summarize_ms",
     "utc_now",
@@ -46,8 +47,7 @@ INSERT_SQL = (
 # number included, so both pay for the same table and indexes.
 RAW_COLUMNS = (*COLUMNS, "seq")
 RAW_INSERT_SQL = (
-    f"INSERT INTO event_log ({', '.join(RAW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
+    f"INSERT INTO event_log ({', '.join(RAW_COLUMNS)}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
 )
 
 # The logger's SQLite tuning for file databases (see event_log._engine and the
@@ -161,3 +161,8 @@ def summarize_ms(seconds: Iterable[float]) -> dict[str, float]:
         "p99_ms": percentile(values, 0.99),
         "max_ms": max(values) if values else float("nan"),
     }
+
+
+def sequential_events(n: int) -> int:
+    """How many events a latency-bound scenario (one call at a time) logs: N/10, at least 100."""
+    return max(n // 10, 100)

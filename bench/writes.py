@@ -71,6 +71,7 @@ from event_log import EventLogger, InvalidEventError, LoggerClosedError
 from event_log._ids import new_id
 from event_log.backends.sqlite._types import format_utc
 
+from .blocking import BLOCKING_SCENARIOS
 from .common import (
     DATA_DIR,
     RAW_COLUMNS,
@@ -80,6 +81,7 @@ from .common import (
     as_dict,
     make_input,
     peak_rss_mb,
+    sequential_events,
     summarize_ms,
 )
 from .postgres import asyncpg_dsn
@@ -107,11 +109,6 @@ Result = dict[str, Any]
 
 class ScenarioError(RuntimeError):
     """A benchmark subprocess failed; the message carries the end of its stderr."""
-
-
-def sequential_events(n: int) -> int:
-    """How many events the latency-bound sequential scenario logs: N/10 (at least 100)."""
-    return max(n // 10, 100)
 
 
 # -- the raw limits ---------------------------------------------------------------------
@@ -421,6 +418,7 @@ async def processes_4x25(url: str, n: int) -> Result:
 
 
 SCENARIOS: dict[str, Callable[[str, int], Coroutine[Any, Any, Result]]] = {
+    **BLOCKING_SCENARIOS,
     "raw": raw,
     "raw_batches": raw_batches,
     "log_event_concurrent": log_event_concurrent,
