@@ -26,10 +26,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
 from sqlalchemy.sql.dml import UpdateBase
 
-from ..._schema import EVENT_TABLE
 from .._sink import Sink, check_last_seq
 from ._engine import sqlite_pragmas
 
@@ -109,7 +107,7 @@ class SQLiteFileSink(Sink):
     def __init__(self, db: Database, path: str) -> None:
         self._path = path
         self._dialect = db.engine.dialect
-        self._sql = str(insert(EVENT_TABLE).compile(dialect=self._dialect))
+        self._sql = db.backend.insert_sql(self._dialect)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event_log-writer")
         # Checkpoints get a thread and a connection of their own: in WAL mode a
         # passive checkpoint runs beside a writer, so it never delays a batch.
