@@ -97,7 +97,9 @@ def _original(url: str, n: int, threads: int) -> Result:
     fresh = f"{path}.original"  # its own database, made by its own DDL
 
     def log_one(e: EventInput) -> object:
-        return original.log_event(fresh, e.event_type, e.source, e.task_id, e.agent_id, e.data)
+        return original.log_event(
+            fresh, e.event_type, e.source, e.task_id, e.agent_id, e.data, naive=True
+        )
 
     result = _in_threads(n, threads, log_one)
     result["rows_in_table"] = _count(f"sqlite:///{fresh}")

@@ -1,6 +1,6 @@
 """The original module and event-log writing to one SQLite file while a system migrates.
 
-The original (``legacy_writer``, its write path re-created) writes rows without
+The original (``bench.original``, its write path re-created) writes rows without
 ``seq``; revision 0003's trigger numbers them in its transaction, so
 ``follow()`` yields them exactly once in commit order among event-log's own.
 Their values stay as written and read back as the original meant them. Its
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.original import DDL, TIMESTAMP_INDEX_NAMES, Written, ddl, log_event
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 import event_log
@@ -32,7 +33,6 @@ from event_log._adopt import normalize_timestamp
 from event_log._schema import EVENT_TABLE
 from event_log.backends.sqlite import BACKEND
 from follow_helpers import started
-from legacy_writer import DDL, TIMESTAMP_INDEX_NAMES, Written, ddl, log_event
 
 pytestmark = pytest.mark.sqlite
 
@@ -45,7 +45,8 @@ ORIGINAL_INDEX_NAMES = {
 }
 NAMES_TABLE = "event_log_original_index_names"
 TRIGGER = "event_log_number_rows_without_seq"
-LEGACY_SCRIPT = Path(__file__).with_name("legacy_writer.py")
+# The repository root, from which ``python -m bench.original`` runs the writer process.
+ROOT = Path(__file__).resolve().parent.parent
 # Generous: only a hang should reach it.
 DEADLINE_S = 60
 
@@ -261,8 +262,10 @@ async def test_follow_yields_the_originals_writes_from_another_process(
     order of its events and the logger's is known."""
     writer = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(LEGACY_SCRIPT),
+        "-m",
+        "bench.original",
         str(adopted.path),
+        cwd=ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )

@@ -35,6 +35,7 @@ __all__ = [
     "error_chain",
     "failure_kind",
     "plain_reason",
+    "recognise_error_numbers",
     "recognise_lost_connections",
     "rolled_back",
     "transient",
@@ -104,7 +105,7 @@ _LOCK_STATES = {
     "40P01": "the database found a deadlock and aborted the transaction",
     "40001": "the transaction conflicted with a concurrent one (serialization failure)",
 }
-# MySQL/MariaDB error numbers (asyncmy's exceptions carry them as args[0]).
+# MySQL/MariaDB error numbers (the driver's exceptions carry them as args[0]).
 _MYSQL_LOST = frozenset({2006, 2013, 2055})
 _MYSQL_LOCK = {
     1205: "a lock wait ran past the server's innodb_lock_wait_timeout",
@@ -151,9 +152,18 @@ def _sqlstate(exc: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def recognise_error_numbers(package: str) -> None:
+    """Read the MySQL/MariaDB error number that driver ``package``'s exceptions carry as
+    their first argument (a backend registers its driver when it is imported)."""
+    _NUMBERED_PACKAGES.add(package)
+
+
+_NUMBERED_PACKAGES: set[str] = set()
+
+
 def _mysql_code(exc: BaseException) -> int | None:
     package = type(exc).__module__.partition(".")[0]
-    if package in ("asyncmy", "pymysql") and exc.args and isinstance(exc.args[0], int):
+    if package in _NUMBERED_PACKAGES and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
     return None
 
@@ -231,7 +241,17 @@ def _classify(exc: BaseException) -> _Failure:
     # SQLAlchemy found the connection unusable (its dialect's own test, or a backend's).
     if any(isinstance(link, DBAPIError) and link.connection_invalidated for link in links):
         return _LOST
-    return _Failure("other", _innermost_message(exc))
+    return _Failure("other", _own_message(links))
+
+
+def _own_message(links: list[BaseException]) -> str:
+    """The first message in the chain that is not SQLAlchemy's wrapping: the driver's
+    own words for a failed statement, or the context a caller added around a failure
+    (a migration naming the row it could not convert)."""
+    for link in links:
+        if not type(link).__module__.startswith("sqlalchemy"):
+            return _one_line(link)
+    return _one_line(links[-1])
 
 
 def failure_kind(exc: BaseException) -> FailureKind:
@@ -266,6 +286,10 @@ def _innermost_message(exc: BaseException) -> str:
     root = exc
     for link in error_chain(exc):
         root = link
+    return _one_line(root)
+
+
+def _one_line(root: BaseException) -> str:
     text = str(root).strip()
     if not text:
         return type(root).__name__

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from .._data_filters import COMPARISONS, Comparison, DataFilter, Scalar
+from .._errors import recognise_error_numbers
 from .._schema import EVENT_TABLE
 from ._backend import Backend, BackendName
 
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
     from .._queries import BucketGrid
 
 __all__ = ["BACKEND", "MariaDBBackend"]
+
+# asyncmy's exceptions carry the server's error number first: what _errors reads.
+recognise_error_numbers("asyncmy")
 
 _c = EVENT_TABLE.c
 
