@@ -1,4 +1,5 @@
-"""Waiting for a follower to begin, rather than sleeping and hoping it has."""
+"""Following in tests: waiting for a follower to begin (rather than sleeping and
+hoping it has), and taking its next events."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ async def started(follower: AsyncIterator[Event], seconds: float = 10) -> None:
             return
         await asyncio.sleep(0.001)
     raise AssertionError(f"the follower had not begun after {seconds} s")
+
+
+async def take(follower: AsyncIterator[Event], n: int, seconds: float = 10) -> list[Event]:
+    """The next ``n`` events, failing after ``seconds``."""
+
+    async def collect() -> list[Event]:
+        got: list[Event] = []
+        async for event in follower:
+            got.append(event)
+            if len(got) == n:
+                break
+        return got
+
+    return await asyncio.wait_for(collect(), seconds)

@@ -33,6 +33,7 @@ from event_log._adopt import normalize_timestamp
 from event_log._schema import EVENT_TABLE
 from event_log.backends.sqlite import BACKEND
 from follow_helpers import started
+from follow_helpers import take as take_within
 
 pytestmark = pytest.mark.sqlite
 
@@ -134,20 +135,6 @@ async def adopted(tmp_path: Path) -> Database:
     db = original_database(tmp_path)
     await event_log.upgrade(db.url)
     return db
-
-
-async def take(follower: AsyncIterator[Event], n: int) -> list[Event]:
-    """The next ``n`` events, failing after DEADLINE_S."""
-
-    async def collect() -> list[Event]:
-        got: list[Event] = []
-        async for event in follower:
-            got.append(event)
-            if len(got) == n:
-                break
-        return got
-
-    return await asyncio.wait_for(collect(), DEADLINE_S)
 
 
 def assert_reads_as_written(event: Event, written: Written) -> None:
@@ -488,3 +475,8 @@ async def test_downgrade_to_0002_and_upgrade_numbers_what_was_written_meanwhile(
     # And the original writes on as before, numbered at once.
     after = log_event(adopted.path, "task.started", "o")
     assert seq_of(adopted.path, [after.id]) == [last + 4]
+
+
+async def take(follower: AsyncIterator[Event], n: int) -> list[Event]:
+    """The next ``n`` events, failing after DEADLINE_S."""
+    return await take_within(follower, n, DEADLINE_S)

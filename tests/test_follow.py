@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,22 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import event_log
-from event_log import Event, EventLogger, InvalidCursorError
-from follow_helpers import started
-
-
-async def take(follower: AsyncIterator[Event], n: int, seconds: float = 10) -> list[Event]:
-    """The next ``n`` events, failing after ``seconds``."""
-
-    async def collect() -> list[Event]:
-        got: list[Event] = []
-        async for event in follower:
-            got.append(event)
-            if len(got) == n:
-                break
-        return got
-
-    return await asyncio.wait_for(collect(), seconds)
+from event_log import EventLogger, InvalidCursorError
+from follow_helpers import started, take
 
 
 async def test_yields_events_committed_after_iteration_begins(log: EventLogger) -> None:

@@ -30,8 +30,8 @@ from event_log import Event, EventLogger, StorageError, upgrade
 from event_log._engine import create_engine
 from event_log._errors import as_storage_error, failure_kind, translate_storage_errors
 from event_log.backends.postgresql._listen import ReopeningListener
-from event_log.backends.postgresql._sink import PostgresSink
 from follow_helpers import started
+from pg_helpers import pg_sink, server_pid
 
 pytestmark = [pytest.mark.fault, pytest.mark.postgres]
 
@@ -67,21 +67,6 @@ async def _logger(url: str, settings: dict[str, str], **options: Any) -> AsyncIt
             yield log
     finally:
         await engine.dispose()
-
-
-def pg_sink(log: EventLogger) -> PostgresSink:
-    sink = log._writer._sink
-    assert isinstance(sink, PostgresSink)
-    return sink
-
-
-def server_pid(sink: PostgresSink) -> int:
-    """The server process behind the sink's held connection (asyncpg or psycopg)."""
-    driver = sink._driver
-    assert driver is not None
-    if hasattr(driver, "get_server_pid"):  # asyncpg
-        return int(driver.get_server_pid())
-    return int(driver.info.backend_pid)  # psycopg
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 10) -> None:
