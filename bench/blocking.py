@@ -21,13 +21,14 @@ import sqlite3
 import threading
 from array import array
 from collections.abc import Callable
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from . import original
-from .common import EventInput, make_input, sequential_events, summarize_ms
+from .common import EventInput, make_input, remove_sqlite_files, sequential_events, summarize_ms
 
 __all__ = ["BLOCKING_SCENARIOS", "THREADS"]
 
@@ -94,7 +95,8 @@ def _original(url: str, n: int, threads: int) -> Result:
     n = sequential_events(n)
     path = make_url(url).database
     assert path, "the original module writes to a file"
-    fresh = f"{path}.original"  # its own database, made by its own DDL
+    fresh = Path(f"{path}.original")  # its own database, made by its own DDL
+    remove_sqlite_files(fresh)
 
     def log_one(e: EventInput) -> object:
         return original.log_event(

@@ -44,10 +44,13 @@ INSERT_SQL = (
     f"INSERT INTO event_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 )
 # The raw limits write every column the logger writes, the commit sequence
-# number included, so both pay for the same table and indexes.
+# number included, so both pay for the same table and indexes; on SQLite with the
+# logger's statement (OR ROLLBACK: with the trigger of revision 0003 on the table,
+# a plain INSERT keeps a statement journal per row, which the logger does not pay).
 RAW_COLUMNS = (*COLUMNS, "seq")
 RAW_INSERT_SQL = (
-    f"INSERT INTO event_log ({', '.join(RAW_COLUMNS)}) VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
+    f"INSERT OR ROLLBACK INTO event_log ({', '.join(RAW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
 )
 
 # The logger's SQLite tuning for file databases (see event_log._engine and the

@@ -114,4 +114,3 @@ async def run_partition_prune(url: str, rows: int) -> dict[str, Any]:
         "partitions_dropped": dropped,
         "convert_seconds": convert_seconds,
     }
-
