@@ -27,6 +27,11 @@ WRITE_SCENARIOS = (
 )
 EXPECTED_ROWS = (
     *(f"writes.sqlite.{s}" for s in WRITE_SCENARIOS),
+    # Blocking callers, SQLite only: event_log.sync against the original module's way.
+    "writes.sqlite.sync_sequential",
+    "writes.sqlite.sync_threads",
+    "writes.sqlite.original_sequential",
+    "writes.sqlite.original_threads",
     "writes.postgres.raw",
     "writes.postgres.raw_batches",
     *(f"writes.postgres.{s}" for s in WRITE_SCENARIOS[1:]),
