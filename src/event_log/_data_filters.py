@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._data import encode_data, storable_text
 from ._errors import InvalidEventError
-from ._models import DEFAULT_MAX_DATA_BYTES, encode_data, storable_text
+from ._models import DEFAULT_MAX_DATA_BYTES
 
 __all__ = ["COMPARISONS", "OPERATORS", "Comparison", "DataFilter"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -42,7 +43,6 @@ from ._models import (
     HistogramBucket,
     NewEvent,
     Page,
-    PreparedEvent,
     prepare_event,
     prepared_chunks,
 )
@@ -167,6 +167,10 @@ class EventLogger:
         self._closed = False
         # Secret keys masked in data before storage: on by default (see _redact).
         self._redactor = Redactor.from_setting(redact)
+        # One event validated with this logger's size limit and redaction.
+        self._prepare = functools.partial(
+            prepare_event, max_data_bytes=max_data_bytes, redactor=self._redactor
+        )
         self._followers = FollowerRegistry(self._db)
         self._poll_interval = poll_interval
         # Bound now when made inside a loop, so emit() from threads works at once;
@@ -255,27 +259,6 @@ class EventLogger:
             raise LoggerClosedError("the logger is closed")
 
     # -- writing ------------------------------------------------------------------------
-
-    def _prepare(
-        self,
-        event_type: str,
-        source: str,
-        task_id: str | None,
-        agent_id: str | None,
-        data: Mapping[str, Any] | None,
-        timestamp: datetime | None,
-    ) -> PreparedEvent:
-        """Validate one event with this logger's size limit and redaction."""
-        return prepare_event(
-            event_type,
-            source,
-            task_id,
-            agent_id,
-            data,
-            timestamp,
-            max_data_bytes=self._max_data_bytes,
-            redactor=self._redactor,
-        )
 
     async def log_event(
         self,

@@ -21,7 +21,8 @@ from sqlalchemy.engine import URL
 
 from event_log import MAX_PAGE_SIZE, Event, EventLogger, FilterKeywords, LoggerClosedError
 
-from ._logger import Refused, SyncEventLogger, close_at_exit
+from ._lifecycle import close_at_exit
+from ._logger import Refused, SyncEventLogger
 
 __all__ = [
     "close",
@@ -125,9 +126,7 @@ def log_event(
     """Validate, write and return one event once it is committed (``InvalidEventError``
     for a bad one, and nothing is written)."""
     return _with_default(
-        lambda log: log.log_event(
-            event_type, source, task_id=task_id, agent_id=agent_id, data=data
-        )
+        lambda log: log.log_event(event_type, source, task_id=task_id, agent_id=agent_id, data=data)
     )
 
 

@@ -10,9 +10,7 @@ thread, so it is called directly and never waits for the loop.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
-import concurrent.futures.thread  # its exit hook must be registered before ours
 import contextlib
 import inspect
 import logging
@@ -52,9 +50,10 @@ from event_log import (
     WriterStats,
 )
 
+from ._lifecycle import forget, remember
 from ._loop import LoopThread
 
-__all__ = ["SyncEventLogger", "SyncFollower"]
+__all__ = ["Refused", "SyncEventLogger", "SyncFollower"]
 
 _T = TypeVar("_T")
 _log = logging.getLogger("event_log")
@@ -98,7 +97,7 @@ class SyncEventLogger:
         # Touched only on the loop's thread: calls in flight, live followers.
         self._inflight: set[asyncio.Task[Any]] = set()
         self._followers: weakref.WeakSet[SyncFollower] = weakref.WeakSet()
-        _remember(self)
+        remember(self)
 
     @classmethod
     def open(
@@ -209,7 +208,7 @@ class SyncEventLogger:
             finally:
                 self._runner.stop()
                 self._stopped = True
-                _forget(self)
+                forget(self)
 
     async def _shutdown(self) -> None:
         try:
@@ -574,81 +573,6 @@ def _read_here(events: Iterable[_T]) -> Iterable[_T]:
     """``events`` as a list read in the caller's thread (a generator over a file or a
     cursor may belong to it); what is not an iterable of events goes on as it is, to be
     refused as the ``EventLogger`` refuses it."""
-    if isinstance(events, str | bytes | Mapping | list | tuple) or not isinstance(
-        events, Iterable
-    ):
+    if isinstance(events, str | bytes | Mapping | list | tuple) or not isinstance(events, Iterable):
         return events
     return list(events)
-
-
-# -- loggers still open at exit or at a fork -----------------------------------------------
-
-# Held strongly: a logger nobody closes is closed (and flushed) at exit all the same.
-_open: set[SyncEventLogger] = set()
-_open_lock = threading.Lock()
-# A forked child's copies of its parent's loggers: kept, never used or collected, since
-# collecting them would finalise the parent's connections from the child.
-_inherited: list[SyncEventLogger] = []
-
-
-def _remember(logger: SyncEventLogger) -> None:
-    with _open_lock:
-        _open.add(logger)
-
-
-def _forget(logger: SyncEventLogger) -> None:
-    with _open_lock:
-        _open.discard(logger)
-
-
-def _flush_all_before_exit() -> None:
-    """Commit what every open logger holds while the interpreter still runs all of it.
-
-    It runs as threading's exit hooks do, before ``concurrent.futures`` refuses new
-    work to its thread pools (an SQLite file's writer runs on one); the ``atexit``
-    hook then closes the loggers, after the program's own threads have ended.
-    """
-    for logger in _open_here():
-        try:
-            logger.flush()
-        except Exception as exc:  # one line on the logger; exit goes on
-            _log.error("event_log.sync: flushing a logger at exit failed: %s", exc)
-
-
-def _close_all_at_exit() -> None:
-    for logger in _open_here():
-        close_at_exit(logger)
-
-
-def close_at_exit(logger: SyncEventLogger) -> None:
-    """Close ``logger`` as the interpreter exits; a failure that lost no event (a pool
-    that no longer takes work releasing its connection, say) is only a debug line."""
-    try:
-        logger.close()
-    except Exception as exc:
-        stats = logger._logger.stats
-        if stats.queued or stats.failed:  # each failed write was logged when it failed
-            _log.error("event_log.sync: closing a logger at exit failed: %s", exc)
-        else:
-            _log.debug("event_log.sync: closing a logger at exit: %s", exc, exc_info=True)
-
-
-def _open_here() -> list[SyncEventLogger]:
-    with _open_lock:
-        return [logger for logger in _open if logger._pid == os.getpid()]
-
-
-def _after_fork_in_child() -> None:
-    global _open_lock
-    _inherited.extend(_open)
-    _open.clear()
-    _open_lock = threading.Lock()  # a parent's thread may have held it at the fork
-
-
-atexit.register(_close_all_at_exit)
-# Registered after concurrent.futures' own hook (imported above for that), so it runs first.
-_register_before_threads_end = getattr(threading, "_register_atexit", None)
-if _register_before_threads_end is not None:
-    _register_before_threads_end(_flush_all_before_exit)
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
