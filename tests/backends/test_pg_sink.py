@@ -7,11 +7,11 @@ import asyncio
 
 import asyncpg
 import pytest
-from pg_helpers import make_batch, pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, StorageError
 from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS, PostgresSink
+from pg_helpers import make_batch, pg_sink, server_pid
 
 pytestmark = pytest.mark.postgres
 

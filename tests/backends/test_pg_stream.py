@@ -16,13 +16,13 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pg_helpers import cut, make_batch, pg_sink, server_pid
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, InvalidEventError, StorageError
 from event_log._models import Row, prepare_event
 from event_log.backends.postgresql._copy import copy_text
 from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS
+from pg_helpers import cut, make_batch, pg_sink, server_pid
 
 pytestmark = pytest.mark.postgres
 

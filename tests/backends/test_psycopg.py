@@ -27,7 +27,6 @@ import psycopg.errors
 import pytest
 import test_data_index
 import test_partition
-from pg_helpers import pg_sink, server_pid
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -43,6 +42,7 @@ from event_log.backends.postgresql._psycopg import PsycopgListener, PsycopgSink
 from event_log.backends.postgresql._psycopg import lost_connection as psycopg_lost
 from event_log.backends.postgresql._sink import PG_STATEMENT_MAX_ROWS
 from follow_helpers import started
+from pg_helpers import pg_sink, server_pid
 
 LARGE = 4 * PG_STATEMENT_MAX_ROWS  # a COPY batch
 
