@@ -1,9 +1,9 @@
 """Many writer processes, two follower processes, one of them killed and resumed from its cursor.
 
-Four writer processes (``procs/many_writers.py``) log concurrently while two
-follower processes (``procs/follower.py``) print every event with the
-follower's ``cursor`` after it. One follower is killed with SIGKILL about
-halfway and started again with the last cursor it printed. Across its two
+Four writer processes (``procs/many_writers.py``) log concurrently, for a few
+seconds, while two follower processes (``procs/follower.py``) print every
+event with the follower's ``cursor`` after it. One follower is killed with
+SIGKILL about halfway and started again with the last cursor it printed. Across its two
 lives each follower must have seen every stored event exactly once (none
 lost, none doubled), and each task's events in the order the task logged
 them; on a plain table and on one partitioned by day.
@@ -30,7 +30,10 @@ pytestmark = pytest.mark.postgres
 PROCS = Path(__file__).parent / "procs"
 PROCESSES = 4
 TASKS = 20
-EVENTS_PER_TASK = 40
+EVENTS_PER_TASK = 30
+# Each writer task sleeps this long after each call, so the writes last a few
+# seconds and the follower is killed, and resumed, while they go on.
+PAUSE = 0.25
 TOTAL = PROCESSES * (TASKS * EVENTS_PER_TASK + 1)  # and one warm-up event per writer
 # The test reads a follower's output through a small buffer, so a follower killed
 # after the test read half the events has printed not much more than that.
@@ -49,6 +52,7 @@ async def _writer(url: str, proc: int) -> asyncio.subprocess.Process:
         str(proc),
         str(TASKS),
         str(EVENTS_PER_TASK),
+        str(PAUSE),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )

@@ -1,11 +1,12 @@
 """One of several writer processes on the same database (tests/test_many_writers.py).
 
-``python many_writers.py URL PROC TASKS EVENTS``: opens its own logger, prints
-``ready``, waits for a line on stdin, then runs TASKS tasks at once. Task ``t``
-logs EVENTS events in order, ``data = {"proc": PROC, "task": t, "i": i}``, in
-runs of ten: four ``log_event``, three ``emit``, then one ``log_events`` batch
-of three. After ``flush()`` it prints one JSON line: the id of every event
-with its (task, i).
+``python many_writers.py URL PROC TASKS EVENTS [PAUSE]``: opens its own logger,
+prints ``ready``, waits for a line on stdin, then runs TASKS tasks at once.
+Task ``t`` logs EVENTS events in order, ``data = {"proc": PROC, "task": t,
+"i": i}``, in runs of ten: four ``log_event``, three ``emit``, then one
+``log_events`` batch of three, sleeping PAUSE seconds (default 0) after each
+call. After ``flush()`` it prints one JSON line: the id of every event with
+its (task, i).
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import sys
 from event_log import EventLogger
 
 
-async def main(url: str, proc: int, tasks: int, events: int) -> None:
+async def main(url: str, proc: int, tasks: int, events: int, pause: float) -> None:
     async with EventLogger.open(url, migrate=False) as log:
         await log.log_event("system.info", "many-writers", data={"proc": proc, "warm": True})
         print("ready", flush=True)
@@ -34,12 +35,14 @@ async def main(url: str, proc: int, tasks: int, events: int) -> None:
                     )
                     logged.append((event.id, t, i))
                     i += 1
+                    if pause:
+                        await asyncio.sleep(pause)
                 elif step < 7:
                     data = {"proc": proc, "task": t, "i": i}
                     event = log.emit("tool.emitted", source, task_id=f"{proc}-{t}", data=data)
                     logged.append((event.id, t, i))
                     i += 1
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(pause)
                 else:
                     n = min(3, events - i)
                     batch = [
@@ -54,6 +57,8 @@ async def main(url: str, proc: int, tasks: int, events: int) -> None:
                     stored = await log.log_events(batch)
                     logged.extend((e.id, t, i + k) for k, e in enumerate(stored))
                     i += n
+                    if pause:
+                        await asyncio.sleep(pause)
 
         await asyncio.gather(*(task(t) for t in range(tasks)))
         await log.flush()
@@ -63,4 +68,5 @@ async def main(url: str, proc: int, tasks: int, events: int) -> None:
 
 if __name__ == "__main__":
     url, proc, tasks, events = sys.argv[1], *map(int, sys.argv[2:5])
-    asyncio.run(main(url, proc, tasks, events))
+    pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+    asyncio.run(main(url, proc, tasks, events, pause))
