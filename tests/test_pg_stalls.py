@@ -37,7 +37,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from event_log import Event, EventLogger, upgrade
-from follow_helpers import started
+from follow_helpers import started, take
 from pg_helpers import pg_sink, server_pid
 
 pytestmark = pytest.mark.postgres
@@ -361,3 +361,57 @@ async def test_transactions_idle_elsewhere_delay_no_followed_event(
     assert set(ids) == {*returned, held_id, last.id}
     followed = [(event.data or {})["i"] for event, _ in seen if event.source == "followed"]
     assert followed == list(range(FOLLOWED_WRITES + 1))  # in the order they were written
+
+
+async def test_a_cursor_taken_while_a_transaction_was_open_resumes_with_its_row(
+    postgres_driver_url: str,
+) -> None:
+    """A follower's cursor taken while another session's row was still uncommitted:
+    resumed from it (by another logger), a follower yields that row once it is
+    committed, and the events after it, each once; so do cursors taken before the
+    first event (the start) and after everything."""
+    url = postgres_driver_url
+    await upgrade(url)
+    held_id = str(uuid.uuid4())
+    async with (
+        EventLogger.open(url, migrate=False) as reader,
+        EventLogger.open(url, migrate=False) as writer,
+        EventLogger.open(url, migrate=False) as other,
+        _session(url) as elsewhere,
+    ):
+        first = reader.follow()
+        taking = asyncio.ensure_future(take(first, 1))
+        await started(first)
+        at_start = first.cursor
+        assert at_start is not None
+        await elsewhere.execute("BEGIN")
+        await elsewhere.execute(
+            "INSERT INTO event_log (id, event_type, source, task_id, agent_id, data, "
+            '"timestamp") VALUES ($1, $2, $3, NULL, NULL, NULL, now())',
+            held_id,
+            "tool.called",
+            "held-elsewhere",
+        )
+        a = await writer.log_event("tool.called", "w", data={"n": "a"})
+        assert [e.id for e in await taking] == [a.id]
+        while_open = first.cursor
+        await elsewhere.execute("COMMIT")
+        b = await writer.log_event("tool.called", "w", data={"n": "b"})
+        assert {e.id for e in await take(first, 2)} == {held_id, b.id}
+        at_end = first.cursor
+        m = await writer.log_event("tool.called", "w", data={"n": "m"})
+
+        expected = {
+            "start": (at_start, {a.id, held_id, b.id, m.id}),
+            "while open": (while_open, {held_id, b.id, m.id}),
+            "end": (at_end, {m.id}),
+        }
+        resumed = {name: other.follow(cursor=cursor) for name, (cursor, _) in expected.items()}
+        for name, (_, ids) in expected.items():
+            got = [e.id for e in await take(resumed[name], len(ids))]
+            assert sorted(got) == sorted(ids), f"resumed from the cursor at {name}"
+        # Nothing more is waiting: the next event each one yields is a new one.
+        z = await writer.log_event("tool.called", "w", data={"n": "z"})
+        for name, follower in [("first", first), *resumed.items()]:
+            got = [e.id for e in await take(follower, 1)]
+            assert got == ([m.id] if name == "first" else [z.id]), f"{name}: an event came twice"
