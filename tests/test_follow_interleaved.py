@@ -1,8 +1,9 @@
 """follow() on PostgreSQL under transactions that commit out of the order they began.
 
 Several raw sessions run transactions of a few rows each (plain INSERTs, the
-server filling in what a writer leaves out), hold them open for random short
-times, and commit or roll back, so commits land in an order unlike the order
+server filling in what a writer leaves out; some in savepoints, some of those
+rolled back to them), hold them open for random short times, and commit or
+roll back, so commits land in an order unlike the order
 of the transaction ids; a logger writes meanwhile too. A follower must yield
 every committed row exactly once, no rolled-back row, and each session's rows
 in the order that session committed them. Then followers resumed from cursors
@@ -44,9 +45,14 @@ async def _session(url: str, s: int, rng: random.Random, stop: asyncio.Event) ->
     n = 0
     try:
         while not stop.is_set():
-            ids = [str(uuid.uuid4()) for _ in range(rng.randint(1, 3))]
+            ids: list[str] = []
             await conn.execute("BEGIN")
-            for row_id in ids:
+            for _ in range(rng.randint(1, 3)):
+                row_id = str(uuid.uuid4())
+                # Some rows go in a savepoint, and some of those are rolled back to it.
+                savepoint = rng.random() < 0.3
+                if savepoint:
+                    await conn.execute("SAVEPOINT row")
                 await conn.execute(
                     "INSERT INTO event_log (id, event_type, source, task_id, agent_id, data, "
                     '"timestamp") VALUES ($1, $2, $3, NULL, NULL, $4::jsonb, now())',
@@ -56,12 +62,19 @@ async def _session(url: str, s: int, rng: random.Random, stop: asyncio.Event) ->
                     json.dumps({"s": s, "n": n}),
                 )
                 n += 1
+                if savepoint and rng.random() < 0.5:
+                    await conn.execute("ROLLBACK TO SAVEPOINT row")
+                else:
+                    ids.append(row_id)
+                if savepoint:
+                    await conn.execute("RELEASE SAVEPOINT row")
             await asyncio.sleep(rng.choice([0, 0.001, 0.005, 0.02, 0.05]))
             if rng.random() < 0.1:
                 await conn.execute("ROLLBACK")
             else:
                 await conn.execute("COMMIT")
-                committed.append(ids)
+                if ids:
+                    committed.append(ids)
             await asyncio.sleep(rng.choice([0, 0, 0.002, 0.01]))
     finally:
         await conn.close()
