@@ -28,21 +28,20 @@ from contextlib import contextmanager, suppress
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import inspect, text
+from sqlalchemy import Index, inspect, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import SchemaItem
 
 from event_log._engine import DEFAULT_URL, ENV_URL, create_engine
 from event_log._errors import StorageError
-from event_log._schema import Base
+from event_log._schema import SEQUENCE_TABLE, Base, has_sequence_table, indexes_on
 from event_log.backends.postgresql._data_index import is_optional_index
 from event_log.backends.postgresql._partitions import (
     DEFAULT_PARTITION,
     EXPIRED_PREFIX,
     PartitionLayout,
     check_partition_by,
-    partitioning,
     set_partitioning,
 )
 
@@ -77,9 +76,9 @@ def _database_url() -> str:
 
 def _partition_request() -> PartitionLayout | None:
     """``-x partition=...`` or ``config.attributes["partition"]``: day, month, none."""
-    wanted = config.attributes.get("partition") or context.get_x_argument(
-        as_dictionary=True
-    ).get("partition")
+    wanted = config.attributes.get("partition") or context.get_x_argument(as_dictionary=True).get(
+        "partition"
+    )
     return None if wanted is None else check_partition_by(wanted)
 
 
@@ -100,15 +99,12 @@ def _lock_timeout() -> int:
 
 def _include_object_for(connection: Connection) -> Callable[..., bool]:
     """Autogenerate (``alembic check``) leaves out partitions, the optional GIN index
-    on data (see _data_index), on a partitioned table the seq index, which is
-    plain there instead of unique (see _partition), and the SQLite table that holds
-    the original module's index names (see revision 0003).
-
-    The layout is read at the first call, inside the migration's transaction:
-    a query before ``begin_transaction()`` would open one Alembic then leaves
-    uncommitted.
-    """
-    layout: list[bool] = []
+    on data (see _data_index), the SQLite table that holds the original module's
+    index names (see revision 0003), and the model's objects that this kind of
+    database does not have (PostgreSQL has no sequence counter and no index on
+    ``seq``; the others no index on ``xid``; see revision 0004)."""
+    dialect = connection.dialect.name
+    present = {str(index.name) for index in indexes_on(dialect)}
 
     def include_object(
         obj: SchemaItem,
@@ -120,15 +116,15 @@ def _include_object_for(connection: Connection) -> Callable[..., bool]:
         name = name or ""
         if type_ == "index" and reflected and is_optional_index(name):
             return False  # the optional GIN index on data (_data_index)
+        if type_ == "index" and not reflected and isinstance(obj, Index):
+            return obj.table is None or obj.table.name != "event_log" or name in present
         if type_ == "table":
+            if name == SEQUENCE_TABLE.name and not has_sequence_table(dialect):
+                return False
             return name != _ORIGINAL_INDEX_NAMES and not name.startswith(
                 (DEFAULT_PARTITION, "event_log_p", EXPIRED_PREFIX)
             )
-        if type_ != "index" or name != "ix_event_log_seq":
-            return True
-        if not layout:
-            layout.append(partitioning(connection) is not None)
-        return not layout[0]
+        return True
 
     return include_object
 
@@ -152,9 +148,7 @@ def run_migrations_offline() -> None:
         transactional_ddl=True,
     )
     if _partition_request() not in (None, "none"):
-        raise ValueError(
-            "-x partition needs an online upgrade: converting reads the table's rows"
-        )
+        raise ValueError("-x partition needs an online upgrade: converting reads the table's rows")
     with context.begin_transaction():
         context.run_migrations()
 

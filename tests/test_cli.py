@@ -176,7 +176,7 @@ def test_db_commands(migratable_url: str) -> None:
     fails(cli(url, "query"), 1, "event-log db upgrade")
     assert "from an empty schema to 0003" in ok(cli(url, "db", "upgrade")).stdout
     assert "already at revision 0003" in ok(cli(url, "db", "upgrade")).stdout
-    assert ok(cli(url, "db", "current")).stdout.strip() == "0003 (head)"
+    assert ok(cli(url, "db", "current")).stdout.strip() == "0004 (head)"
     history = ok(cli(url, "db", "history")).stdout.splitlines()
     assert history[0].startswith("0002 -> 0003 (head, current):")
     assert history[1].startswith("0001 -> 0002:")
@@ -187,7 +187,7 @@ def test_db_commands(migratable_url: str) -> None:
     refused = cli(url, "db", "downgrade", input="n\n")
     assert refused.exit_code == 1
     assert "Aborted" in refused.stderr
-    assert ok(cli(url, "db", "current")).stdout.startswith("0003")
+    assert ok(cli(url, "db", "current")).stdout.startswith("0004")
     assert "from 0003 to 0002" in ok(cli(url, "db", "downgrade", "--yes")).stdout
     assert "head is 0003" in ok(cli(url, "db", "current")).stdout
     fails(cli(url, "db", "check"), 1, "not up to date", "event-log db upgrade")
@@ -727,7 +727,7 @@ def test_stats(filled: str) -> None:
     url = filled
     stats = json.loads(ok(cli(url, "stats")).stdout)
     assert stats["rows"] == 13
-    assert stats["revision"] == "0003"
+    assert stats["revision"] == "0004"
     # Times as every JSON output writes them, an event's timestamp included: UTC with Z.
     assert stats["oldest"] == T0.isoformat().replace("+00:00", "Z")
     newest = T0 + 12 * timedelta(milliseconds=250)
@@ -738,7 +738,7 @@ def test_stats(filled: str) -> None:
     assert sum(stats["by_type"].values()) == 13
     assert stats["size_bytes"] > 0
     table = ok(cli(url, "stats", "-F", "table")).stdout
-    assert "revision  0003 (head)" in table
+    assert "revision  0004 (head)" in table
     assert "events    13" in table
     assert "By type: 13 events" in table
 

@@ -265,7 +265,7 @@ async def test_a_driver_state_machine_error_is_told_as_a_lost_connection(
             calls += 1
             raise asyncpg.InternalClientError(STATE_MACHINE)
 
-        monkeypatch.setattr(sink, "_value", stuck)
+        monkeypatch.setattr(sink, "_execute", stuck)
         with pytest.raises(StorageError) as raised:
             await log.log_event("task.started", "c")
         # The sink tried it twice (the second time on a new connection), and the

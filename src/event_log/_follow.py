@@ -1,22 +1,26 @@
 """follow(): a live tail of the log, in commit order, each event exactly once.
 
-Why a sequence and not timestamps: a transaction that took its timestamps
-(and UUIDv7 ids) earlier can commit after one that took them later, so a
-reader that remembers "the newest timestamp I saw" would skip such an event
-for good. Every write transaction numbers its rows from one counter row
-whose lock it holds until it commits (``_schema.EventSequence``), so
-``seq`` order is commit order, across loggers and processes, and "every
-``seq`` above the last one I yielded" never misses or repeats a row.
+Why not timestamps: a transaction that took its timestamps (and UUIDv7 ids)
+earlier can commit after one that took them later, so a reader that
+remembers "the newest timestamp I saw" would skip such an event for good.
+Each kind of database keeps a commit order instead (``_commit_order``): a
+counter row on SQLite and MariaDB, transaction ids and snapshots on
+PostgreSQL, whose writers then never wait for each other. A follower reads
+"everything committed after my position" and moves its position past what it
+read, so it never misses or repeats a row. Its position after the last event
+it yielded is :attr:`Follower.cursor`, which ``follow(cursor=...)`` resumes
+from, in this process or another.
 
 Latency: events this logger writes wake the follower as soon as they commit
-(milliseconds). On PostgreSQL every commit also sends a NOTIFY, which one
-LISTEN connection per logger turns into the same wake-up, so events of other
-loggers and processes arrive within milliseconds too. On SQLite (no
-notifications between processes) they are found by polling every
-``poll_interval`` seconds (0.25 by default); polling also runs on PostgreSQL,
-as a safety net for writers that do not notify. PostgreSQL's LISTEN
-connection is reopened whenever it is lost, and every follower then reads
-what it missed (``backends.postgresql._listen``).
+(milliseconds). On PostgreSQL writers also send a NOTIFY after their commits
+(at most one per logger every few milliseconds, outside the data
+transaction), which one LISTEN connection per logger turns into the same
+wake-up, so events of other loggers and processes arrive within milliseconds
+too. On SQLite (no notifications between processes) they are found by
+polling every ``poll_interval`` seconds (0.25 by default); polling also runs
+on PostgreSQL, as a safety net for writers that do not notify. PostgreSQL's
+LISTEN connection is reopened whenever it is lost, and every follower then
+reads what it missed (``backends.postgresql._listen``).
 
 Failures: a follower rides out transient ones (a lost connection, a server
 that cannot be reached, a statement timeout, a lock not granted): it tries
@@ -41,6 +45,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ._commit_order import (
+    CommitOrder,
+    FollowPosition,
+    StoredPosition,
+    decode_cursor,
+    encode_cursor,
+)
 from ._errors import (
     InvalidCursorError,
     StorageError,
@@ -54,11 +65,9 @@ from ._queries import (
     CursorCodec,
     Position,
     event_by_id_statement,
-    follow_statement,
-    last_seq_statement,
+    list_statement,
     row_to_event,
     storable_text,
-    stored_after_statement,
 )
 
 if TYPE_CHECKING:
@@ -98,6 +107,7 @@ class Follower(AsyncIterator[Event]):
         *,
         position: Position | None,
         event_id: str | None,
+        resume: FollowPosition | None,
         poll_interval: float,
         on_done: Any,
         listen: Any,
@@ -105,18 +115,20 @@ class Follower(AsyncIterator[Event]):
         self._db = db
         self._writer = writer
         self._filter = flt
-        self._position = position  # stored events after this (timestamp, id) come first
+        self._order: CommitOrder = db.backend.commit_order
+        self._listed = position  # stored events after this (timestamp, id) come first
         self._event_id = event_id  # ...or after this event's position
+        self._resume = resume  # ...or carry on from a follower's cursor
         self._poll_interval = poll_interval
         self._on_done = on_done
         self._listen = listen
         self._wake = asyncio.Event()
-        self._buffer: deque[Event] = deque()
+        self._buffer: deque[tuple[Event, FollowPosition]] = deque()
         self._started = False
-        self._start_seq = 0  # events with seq above this are "live"
-        self._last_seq = 0  # the last live seq fetched
+        self._live: FollowPosition | None = None  # the commit position read up to
+        self._yielded: FollowPosition | None = None  # the position after the last yield
         self._stored_done = True
-        self._end_seq: int | None = None  # set when the logger closes
+        self._end: FollowPosition | None = None  # set when the logger closes
         self._finished = False
         self._closing = False  # the logger is closing: no more waiting out failures
         # One fetch at a time: the consumer's and close()'s must not interleave.
@@ -143,7 +155,21 @@ class Follower(AsyncIterator[Event]):
                 with contextlib.suppress(TimeoutError):  # time to poll for other writers
                     async with asyncio.timeout(self._poll_interval):
                         await self._wake.wait()
-        return self._buffer.popleft()
+        event, self._yielded = self._buffer.popleft()
+        return event
+
+    @property
+    def cursor(self) -> str | None:
+        """Where this follower is: just after the last event it yielded (before the
+        first, where it began); None until iteration begins.
+
+        ``follow(cursor=...)`` resumes exactly there, each later event exactly
+        once, from any logger on the same database (the filter is not part of
+        the cursor: pass the same one again).
+        """
+        if self._yielded is None:
+            return None
+        return encode_cursor(self._order, self._yielded)
 
     async def aclose(self) -> None:
         """Stop following (what ``break`` out of ``async for`` leaves to the collector)."""
@@ -165,13 +191,9 @@ class Follower(AsyncIterator[Event]):
             self._on_done(self)
 
     async def _scalar_rows(self, stmt: Any, *, patient: bool = True) -> list[Any]:
-        async def read() -> list[Any]:
-            with translate_storage_errors("following events"):
-                return list(await self._db.rows(stmt))
-
         if not patient:
-            return await read()
-        return await self._patiently("following events", read)
+            return await self._read(stmt)
+        return await self._patiently("following events", lambda: self._read(stmt))
 
     async def _patiently(self, action: str, work: Callable[[], Awaitable[T]]) -> T:
         """``work()``, tried again while it fails transiently, for ``RETRY_FOR`` s on end.
@@ -213,49 +235,66 @@ class Follower(AsyncIterator[Event]):
     async def _start(self) -> None:
         self._writer.add_listener(self._wake)
         await self._listen()
-        if self._event_id is not None:
-            rows = await self._scalar_rows(event_by_id_statement(self._event_id), patient=False)
-            if not rows:
-                raise InvalidCursorError(f"no event has the id {self._event_id!r}")
-            found = row_to_event(rows[0])
-            self._position = (found.timestamp, found.id)
-        rows = await self._scalar_rows(last_seq_statement(), patient=False)
-        self._start_seq = self._last_seq = int(rows[0][0]) if rows else 0
-        self._stored_done = self._position is None
+        if isinstance(self._resume, StoredPosition):
+            self._listed, self._live = self._resume.listed, self._resume.live
+        elif self._resume is not None:
+            self._live = self._resume
+        else:
+            if self._event_id is not None:
+                stmt = event_by_id_statement(self._event_id)
+                rows = await self._scalar_rows(stmt, patient=False)
+                if not rows:
+                    raise InvalidCursorError(f"no event has the id {self._event_id!r}")
+                found = row_to_event(rows[0])
+                self._listed = (found.timestamp, found.id)
+            self._live = await self._order.now(self._read)
+        self._stored_done = self._listed is None
+        self._yielded = (
+            self._live if self._listed is None else StoredPosition(self._listed, self._live)
+        )
         self._started = True
+
+    async def _read(self, stmt: Any) -> list[Any]:
+        with translate_storage_errors("following events"):
+            return list(await self._db.rows(stmt))
 
     async def _fetch(self, *, patient: bool = True) -> bool:
         """Fill the buffer with the next page; False when there was nothing new."""
+        assert self._live is not None
         if not self._stored_done:
-            assert self._position is not None
-            stmt = stored_after_statement(
+            assert self._listed is not None
+            stmt = list_statement(
                 self._filter,
                 self._db.backend,
-                after=self._position,
-                up_to_seq=self._start_seq,
+                newest_first=False,
+                after=self._listed,
                 limit=_PAGE,
-            )
+            ).where(self._order.committed_by(self._live))
             rows = await self._scalar_rows(stmt, patient=patient)
             events = [row_to_event(row) for row in rows]
+            if events:
+                self._listed = (events[-1].timestamp, events[-1].id)
+                live = self._live
+                self._buffer.extend(
+                    (event, StoredPosition((event.timestamp, event.id), live)) for event in events
+                )
             if len(events) < _PAGE:
                 self._stored_done = True
+                if events:  # after the last stored event: where the live part starts
+                    self._buffer[-1] = (self._buffer[-1][0], self._live)
             if events:
-                self._position = (events[-1].timestamp, events[-1].id)
-                self._buffer.extend(events)
                 return True
-        stmt = follow_statement(
-            self._filter,
-            self._db.backend,
-            after_seq=self._last_seq,
-            up_to_seq=self._end_seq,
-            limit=_PAGE,
-        )
-        rows = await self._scalar_rows(stmt, patient=patient)
-        if not rows:
-            return False
-        self._last_seq = int(rows[-1][-1])
-        self._buffer.extend(row_to_event(row) for row in rows)
-        return True
+        live = self._live
+
+        async def read() -> Any:
+            return await self._order.read(
+                self._read, self._db.backend, self._filter, live, until=self._end, limit=_PAGE
+            )
+
+        rows, position = await (self._patiently("following events", read) if patient else read())
+        self._live = position
+        self._buffer.extend((row_to_event(row), after) for row, after in rows)
+        return bool(rows)
 
     async def drain_for_close(self) -> None:
         """Fetch every matching event committed so far, then end after yielding them.
@@ -267,8 +306,7 @@ class Follower(AsyncIterator[Event]):
             if self._finished:
                 return
             if self._started:
-                rows = await self._scalar_rows(last_seq_statement(), patient=False)
-                self._end_seq = int(rows[0][0]) if rows else self._last_seq
+                self._end = await self._order.now(self._read)
                 while await self._fetch(patient=False):
                     pass
             # else iteration never began: nothing was committed "after" it.
@@ -329,16 +367,20 @@ class FollowerRegistry:
                 await listener.close()
 
 
-def follow_start(cursors: CursorCodec, cursor: str | None) -> tuple[Position | None, str | None]:
-    """Where a follow with ``cursor`` begins: a position, or an event id to look up.
+def follow_start(
+    cursors: CursorCodec, order: CommitOrder, cursor: str | None
+) -> tuple[Position | None, str | None, FollowPosition | None]:
+    """Where a follow with ``cursor`` begins: a position in ``(timestamp, id)`` order,
+    an event id to look up, or a follower's own position (its :attr:`Follower.cursor`).
 
-    A cursor issued for ``newest_first=True`` is refused as such (it cannot
-    follow forwards); anything else that is not a cursor is taken as an id.
+    A ``list_events`` cursor issued for ``newest_first=True`` is refused as
+    such (it cannot follow forwards); anything that is no cursor is taken as
+    an id.
     """
     if cursor is None:
-        return None, None
+        return None, None, None
     try:
-        return cursors.decode(cursor, newest_first=False), None
+        return cursors.decode(cursor, newest_first=False), None, None
     except InvalidCursorError:
         try:
             cursors.decode(cursor, newest_first=True)
@@ -347,5 +389,10 @@ def follow_start(cursors: CursorCodec, cursor: str | None) -> tuple[Position | N
         else:
             raise  # a real cursor, for the other direction
     if not isinstance(cursor, str) or not cursor or not storable_text(cursor):
-        raise InvalidCursorError("cursor must be a list_events cursor or an event id")
-    return None, cursor
+        raise InvalidCursorError(
+            "cursor must be a follower's cursor, a list_events cursor or an event id"
+        )
+    resume = decode_cursor(order, cursor)
+    if resume is not None:
+        return None, None, resume
+    return None, cursor, None

@@ -9,11 +9,12 @@ stored, or repeated in the same call, is skipped: importing the same events
 twice adds nothing.
 
 The write is a job in the logger's writer queue, so it is ordered with the
-logger's own writes, and it is one transaction: it first reserves sequence
-numbers from ``event_log_sequence`` (whose row lock numbers rows in commit
-order, which ``follow()`` relies on, and keeps every other writer out until
-the commit), then reads which ids are already stored, then inserts the rest.
-Reading the stored ids under that lock is what makes the skip safe against a
+logger's own writes, and it is one transaction: it first takes the
+backend's write turn (SQLite and MariaDB: it reserves sequence numbers from
+``event_log_sequence``, whose row lock numbers rows in commit order and keeps
+every other writer out until the commit; PostgreSQL: a lock only imports
+take), then reads which ids are already stored, then inserts the rest.
+Reading the stored ids in that turn is what makes the skip safe against a
 concurrent import of the same ids, on every backend, without any dialect's
 ``ON CONFLICT``. Skipped rows leave gaps in the sequence: followers only need
 the order.
@@ -31,7 +32,7 @@ from sqlalchemy import select
 from ._errors import InvalidEventError, translate_storage_errors
 from ._models import Event, Row, check_text, prepare_event
 from ._schema import EVENT_TABLE
-from .backends._sink import reserve_seq
+from .backends._sink import Sink, reserve_seq
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -131,16 +132,18 @@ async def _new_rows(conn: AsyncConnection, rows: Sequence[Row]) -> list[Row]:
     return fresh
 
 
-async def _insert_new(db: Database, rows: Sequence[Row]) -> int:
+async def _insert_new(db: Database, sink: Sink, rows: Sequence[Row]) -> int:
     """Insert the rows whose ids are not stored yet, in one transaction; return how many."""
     with translate_storage_errors(f"importing {len(rows)} event(s)"):
         async with db.begin() as conn:
-            # First: from here to the commit no other writer can store an id.
+            # First: from here to the commit no other import can store an id.
             last_seq = await reserve_seq(db, conn, len(rows))
             fresh = await _new_rows(conn, rows)
             if fresh:
                 sql = db.backend.insert_sql(conn.dialect)
                 await conn.exec_driver_sql(sql, db.backend.bind_rows(fresh, last_seq))
+    if fresh:
+        sink.committed()
     return len(fresh)
 
 
@@ -168,5 +171,5 @@ async def import_events(
             if not skip_invalid:
                 raise InvalidEventError(f"event #{index}: {exc}") from exc
             invalid.append((index, str(exc)))
-    imported = await writer.run(lambda _sink: _insert_new(db, rows)) if rows else 0
+    imported = await writer.run(lambda sink: _insert_new(db, sink, rows)) if rows else 0
     return ImportResult(imported, len(rows) - imported, tuple(invalid))

@@ -13,13 +13,7 @@ import functools
 import itertools
 import logging
 import os
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, Unpack
 
@@ -28,11 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import _retention
 from ._database import Database
-from ._errors import (
-    InvalidEventError,
-    LoggerClosedError,
-    translate_storage_errors,
-)
+from ._errors import InvalidEventError, LoggerClosedError, translate_storage_errors
 from ._filters import EventFilter, FilterKeywords, filter_from
 from ._follow import DEFAULT_POLL_INTERVAL, Follower, FollowerRegistry, follow_start
 from ._importing import ImportResult
@@ -478,16 +468,16 @@ class EventLogger:
         filter: EventFilter | None = None,
         cursor: str | None = None,
         **filters: Unpack[FilterKeywords],
-    ) -> AsyncIterator[Event]:
+    ) -> Follower:
         """Matching events as they commit, oldest first, each exactly once.
 
         The filter is ``filter`` or the keywords of :meth:`list_events`.
         Iteration begins at the first ``__anext__``. With ``cursor`` (a
         ``next_cursor`` of ``list_events(newest_first=False)`` or an event id)
-        the stored matching events after that position come first. Ends after
-        yielding what was committed before ``close()`` returned; ``aclose()``
-        or leaving an ``async with`` stops it earlier. See ``_follow`` for the
-        ordering and the latency.
+        the stored matching events after that position come first; with a
+        :attr:`Follower.cursor`, it carries on exactly where that follower was.
+        Ends after yielding what was committed before ``close()`` returned;
+        ``aclose()`` or leaving an ``async with`` stops it earlier.
 
         Transient database failures (a lost connection, a timeout, a lock) are
         retried for up to 30 s on end without skipping or repeating an event;
@@ -497,13 +487,16 @@ class EventLogger:
         """
         self._check_open()
         flt = filter_from(filter, filters)
-        position, event_id = follow_start(self._cursors, cursor)
+        position, event_id, resume = follow_start(
+            self._cursors, self._db.backend.commit_order, cursor
+        )
         follower = Follower(
             self._db,
             self._writer,
             flt,
             position=position,
             event_id=event_id,
+            resume=resume,
             poll_interval=self._poll_interval,
             on_done=self._followers.discard,
             listen=self._followers.listen,

@@ -32,15 +32,17 @@ from sqlalchemy import (
 from ._errors import InvalidCursorError
 from ._filters import EventFilter, TypeSpec
 from ._models import Event, HistogramBucket, storable_text, trusted_event
-from ._schema import EVENT_TABLE, SEQUENCE_TABLE
+from ._schema import EVENT_TABLE
 
 if TYPE_CHECKING:
     from .backends import Backend
 
 __all__ = [
+    "EVENT_COLUMNS",
     "HISTOGRAM_GROUPS",
     "MAX_BUCKETS",
     "MAX_PAGE_SIZE",
+    "AnySelect",
     "BucketGrid",
     "CursorCodec",
     "HistogramGroup",
@@ -50,24 +52,20 @@ __all__ = [
     "count_statement",
     "event_by_id_statement",
     "filter_clauses",
-    "follow_statement",
     "histogram_statements",
-    "last_seq_statement",
     "list_statement",
     "minutes_ago",
     "row_to_event",
     "sort_summary",
     "storable_text",
-    "stored_after_statement",
     "summary_statement",
     "type_clause",
 ]
 
 MAX_PAGE_SIZE = 1000
 _table = EVENT_TABLE
-_seq = SEQUENCE_TABLE
 _c = _table.c
-_EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
+EVENT_COLUMNS = (_c.id, _c.event_type, _c.source, _c.task_id, _c.agent_id, _c.data, _c.timestamp)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Position = tuple[datetime, str]
@@ -75,7 +73,7 @@ AnySelect = Select[*tuple[Any, ...]]
 
 
 def row_to_event(row: Sequence[Any]) -> Event:
-    """An :class:`Event` from a row of ``_EVENT_COLUMNS`` (stored rows are not re-validated)."""
+    """An :class:`Event` from a row of ``EVENT_COLUMNS`` (stored rows are not re-validated)."""
     return trusted_event(
         {
             "id": row[0],
@@ -181,7 +179,7 @@ def list_statement(
     limit: int | None = None,
 ) -> AnySelect:
     """Events matching ``flt`` in ``(timestamp, id)`` order, strictly after ``after``."""
-    stmt = select(*_EVENT_COLUMNS).where(*filter_clauses(flt, backend, ordered=True))
+    stmt = select(*EVENT_COLUMNS).where(*filter_clauses(flt, backend, ordered=True))
     if after is not None:
         key = tuple_(_c.timestamp, _c.id)
         bound = tuple_(*after, types=(_c.timestamp.type, _c.id.type))
@@ -190,36 +188,12 @@ def list_statement(
     return stmt if limit is None else stmt.limit(limit)
 
 
-def follow_statement(
-    flt: EventFilter, backend: Backend, *, after_seq: int, up_to_seq: int | None, limit: int
-) -> AnySelect:
-    """Matching events committed after sequence number ``after_seq``, in commit order."""
-    stmt = select(*_EVENT_COLUMNS, _c.seq).where(*filter_clauses(flt, backend), _c.seq > after_seq)
-    if up_to_seq is not None:
-        stmt = stmt.where(_c.seq <= up_to_seq)
-    return stmt.order_by(_c.seq).limit(limit)
-
-
-def stored_after_statement(
-    flt: EventFilter, backend: Backend, *, after: Position, up_to_seq: int, limit: int
-) -> AnySelect:
-    """Matching events after ``after`` in (timestamp, id) order that were committed by
-    ``up_to_seq`` (or written without a sequence number by another tool)."""
-    stmt = list_statement(flt, backend, newest_first=False, after=after, limit=limit)
-    return stmt.where(or_(_c.seq <= up_to_seq, _c.seq.is_(None)))
-
-
-def last_seq_statement() -> AnySelect:
-    """The last committed sequence number."""
-    return select(_seq.c.last_seq).where(_seq.c.id == 1)
-
-
 def count_statement(flt: EventFilter, backend: Backend) -> AnySelect:
     return select(func.count()).select_from(_table).where(*filter_clauses(flt, backend))
 
 
 def event_by_id_statement(event_id: str) -> AnySelect:
-    return select(*_EVENT_COLUMNS).where(_c.id == event_id)
+    return select(*EVENT_COLUMNS).where(_c.id == event_id)
 
 
 def summary_statement(since: datetime, backend: Backend) -> AnySelect:

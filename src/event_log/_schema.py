@@ -24,7 +24,11 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import SchemaItem
+from sqlalchemy.sql.compiler import DDLCompiler
+from sqlalchemy.sql.ddl import BaseDDLElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 if TYPE_CHECKING:
@@ -35,11 +39,14 @@ __all__ = [
     "EVENT_TABLE",
     "MYSQL_TABLE_OPTIONS",
     "SEQUENCE_TABLE",
+    "WRITTEN_COLUMNS",
     "Base",
     "EventRecord",
     "EventSequence",
     "JSONText",
     "UTCDateTime",
+    "has_sequence_table",
+    "indexes_on",
 ]
 
 NAMING_CONVENTION = {
@@ -104,6 +111,27 @@ class JSONText(TypeDecorator[Any]):
         return _backend(dialect).json_loader()
 
 
+# The databases that number rows from event_log_sequence (all but PostgreSQL).
+_NUMBERING_DIALECTS = ("sqlite", "mysql", "mariadb")
+# An index's info key naming the only dialects that have it.
+_ONLY_ON = "only_on"
+
+
+def _on_its_dialects(
+    ddl: BaseDDLElement,
+    target: SchemaItem | str,
+    bind: Connection | None,
+    tables: list[Table] | None = None,
+    state: Any | None = None,
+    *,
+    dialect: Dialect,
+    compiler: DDLCompiler | None = None,
+    checkfirst: bool,
+) -> bool:
+    """``create_all``'s test: an index limited to some dialects is made only there."""
+    return not isinstance(target, Index) or _exists_on(target, dialect.name)
+
+
 class Base(DeclarativeBase):
     """Declarative base whose naming convention keeps constraint names stable for Alembic."""
 
@@ -122,9 +150,12 @@ class EventRecord(Base):
     agent_id: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[Any] = mapped_column(JSONText(), nullable=True)
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
-    # Commit order (not part of an Event): see EventSequence. Nullable only so
-    # rows written by other tools stay valid; the logger always sets it.
+    # Commit order (not part of an Event). SQLite and MariaDB: see EventSequence;
+    # nullable so rows written by other tools stay valid. PostgreSQL numbers no
+    # rows (seq stays NULL there): a row's place in commit order is its writing
+    # transaction's id, which the server fills in (see backends.postgresql._snapshots).
     seq: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
+    xid: Mapped[int | None] = mapped_column(BigInteger(), nullable=True)
 
     # Every index ends in (timestamp, id), the order of every listing, so a
     # filtered listing or keyset page is an index range scan with no sort step.
@@ -133,13 +164,18 @@ class EventRecord(Base):
         Index("ix_event_log_task_id_timestamp_id", "task_id", "timestamp", "id"),
         Index("ix_event_log_agent_id_timestamp_id", "agent_id", "timestamp", "id"),
         Index("ix_event_log_event_type_timestamp_id", "event_type", "timestamp", "id"),
-        Index("ix_event_log_seq", "seq", unique=True),
+        Index("ix_event_log_seq", "seq", unique=True, info={_ONLY_ON: _NUMBERING_DIALECTS}).ddl_if(
+            callable_=_on_its_dialects
+        ),
+        Index("ix_event_log_xid_id", "xid", "id", info={_ONLY_ON: ("postgresql",)}).ddl_if(
+            callable_=_on_its_dialects
+        ),
         MYSQL_TABLE_OPTIONS,
     )
 
 
 class EventSequence(Base):
-    """The last commit sequence number handed out: one row, ``id = 1``.
+    """The last commit sequence number handed out: one row, ``id = 1`` (SQLite, MariaDB).
 
     Every write transaction first adds its row count to ``last_seq`` and
     numbers its rows from the result. The row lock that UPDATE takes is held
@@ -150,6 +186,9 @@ class EventSequence(Base):
     later. ``follow()`` reads in ``seq`` order, so it neither skips nor repeats
     an event that commits late. A counter in its own table never goes back,
     even when pruning deletes the newest rows.
+
+    PostgreSQL has no such table: its writers would all queue for that one
+    row lock, and it reads commit order from transaction ids instead.
     """
 
     __tablename__ = "event_log_sequence"
@@ -161,3 +200,20 @@ class EventSequence(Base):
 
 EVENT_TABLE = cast(Table, EventRecord.__table__)
 SEQUENCE_TABLE = cast(Table, EventSequence.__table__)
+# What a writer inserts: every column but xid, which only PostgreSQL fills, itself.
+WRITTEN_COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENT_TABLE.columns if c.name != "xid")
+
+
+def indexes_on(dialect_name: str) -> list[Index]:
+    """The model's indexes that exist on ``dialect_name``'s databases."""
+    return [index for index in EVENT_TABLE.indexes if _exists_on(index, dialect_name)]
+
+
+def has_sequence_table(dialect_name: str) -> bool:
+    """Whether ``dialect_name``'s databases number rows from ``event_log_sequence``."""
+    return dialect_name in _NUMBERING_DIALECTS
+
+
+def _exists_on(index: Index, dialect_name: str) -> bool:
+    only = index.info.get(_ONLY_ON)
+    return only is None or dialect_name in only

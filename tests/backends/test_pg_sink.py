@@ -22,18 +22,19 @@ def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _seqs(url: str) -> list[tuple[str, int]]:
+async def _stored(url: str) -> list[tuple[str, int, int | None]]:
+    """(id, xid, seq) of every row, in the order followers read: (xid, id)."""
     conn = await asyncpg.connect(_dsn(url))
     try:
         return [
-            (r["id"], r["seq"])
-            for r in await conn.fetch("SELECT id, seq FROM event_log ORDER BY seq")
+            (r["id"], r["xid"], r["seq"])
+            for r in await conn.fetch("SELECT id, xid, seq FROM event_log ORDER BY xid, id")
         ]
     finally:
         await conn.close()
 
 
-async def test_small_and_large_batches_are_numbered_in_order(
+async def test_small_and_large_batches_are_one_transaction_each_in_order(
     postgres_driver_url: str,
 ) -> None:
     async with EventLogger.open(postgres_driver_url) as log:
@@ -42,15 +43,19 @@ async def test_small_and_large_batches_are_numbered_in_order(
         written = []
         for size in sizes:
             written += await log.log_events(make_batch(size))
-        stored = await _seqs(postgres_driver_url)
-    assert [i for i, _ in stored] == [e.id for e in written]
-    assert [s for _, s in stored] == list(range(1, sum(sizes) + 1))
+        stored = await _stored(postgres_driver_url)
+    assert [i for i, _, _ in stored] == [e.id for e in written]
+    assert {seq for _, _, seq in stored} == {None}  # no counter on PostgreSQL
+    xids = [xid for _, xid, _ in stored]
+    assert sorted(set(xids)) == list(dict.fromkeys(xids))  # one id per batch, increasing
+    assert [xids.count(x) for x in dict.fromkeys(xids)] == sizes
 
 
-async def test_large_batches_beside_concurrent_writers_keep_commit_order(
+async def test_large_batches_beside_concurrent_writers_are_whole_transactions(
     postgres_driver_url: str,
 ) -> None:
     async with EventLogger.open(postgres_driver_url) as log:
+        bulk_ids: list[list[str]] = []
 
         async def single(n: int) -> None:
             for i in range(30):
@@ -58,13 +63,18 @@ async def test_large_batches_beside_concurrent_writers_keep_commit_order(
 
         async def bulk(n: int) -> None:
             for _ in range(3):
-                await log.log_events(make_batch(LARGE + n, source=f"bulk-{n}"))
+                events = await log.log_events(make_batch(LARGE + n, source=f"bulk-{n}"))
+                bulk_ids.append([e.id for e in events])
 
         await asyncio.gather(*(single(n) for n in range(10)), *(bulk(n) for n in range(3)))
         total = 10 * 30 + sum(3 * (LARGE + n) for n in range(3))
         assert await log.count_events() == total
         assert log.stats.written == total
-        assert [s for _, s in await _seqs(postgres_driver_url)] == list(range(1, total + 1))
+    xid_of = {event_id: xid for event_id, xid, _ in await _stored(postgres_driver_url)}
+    assert len(xid_of) == total
+    assert None not in xid_of.values()
+    for ids in bulk_ids:  # each call all or nothing: one transaction
+        assert len({xid_of[i] for i in ids}) == 1
 
 
 async def test_a_lost_connection_is_replaced(postgres_driver_url: str) -> None:

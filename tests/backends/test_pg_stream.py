@@ -42,7 +42,7 @@ async def _admin(url: str, *statements: str) -> None:
         await conn.close()
 
 
-async def test_a_streamed_batch_is_stored_whole_and_numbered_in_order(
+async def test_a_streamed_batch_is_stored_whole_as_one_transaction_in_order(
     postgres_driver_url: str,
 ) -> None:
     async with EventLogger.open(postgres_driver_url) as log:
@@ -55,11 +55,13 @@ async def test_a_streamed_batch_is_stored_whole_and_numbered_in_order(
             assert await log.get_event(event.id) == event
     conn = await asyncpg.connect(_dsn(postgres_driver_url))
     try:
-        stored = await conn.fetch("SELECT id, seq FROM event_log ORDER BY seq")
+        stored = await conn.fetch("SELECT id, xid FROM event_log ORDER BY xid, id")
     finally:
         await conn.close()
     assert [r["id"] for r in stored] == [e.id for e in written]
-    assert [r["seq"] for r in stored] == list(range(1, len(written) + 1))
+    xids = [r["xid"] for r in stored]
+    assert xids == [xids[0]] * len(first) + [xids[-1]] * len(second)
+    assert xids[0] < xids[-1]
 
 
 async def test_an_invalid_event_half_way_rolls_back_what_was_streamed(
@@ -255,10 +257,10 @@ async def test_any_values_read_back_exactly_after_a_streamed_batch(
 def test_copy_text_escapes_only_when_a_value_needs_it() -> None:
     when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     plain: Row = ("id-1", "tool.called", "src", None, "agent", '{"a":1}', when)
-    assert copy_text([plain], 7) == (
-        b'id-1\ttool.called\tsrc\t\\N\tagent\t{"a":1}\t2026-01-02T03:04:05.000006+00\t7\n'
+    assert copy_text([plain]) == (
+        b'id-1\ttool.called\tsrc\t\\N\tagent\t{"a":1}\t2026-01-02T03:04:05.000006+00\n'
     )
     nasty: Row = ("id-2", "tool.called", "a\tb", "\\N", "x\ny", '{"a":"q\\"r"}', when)
-    assert copy_text([plain, nasty], 1).split(b"\n")[1] == (
-        b'id-2\ttool.called\ta\\tb\t\\\\N\tx\\ny\t{"a":"q\\\\"r"}\t2026-01-02T03:04:05.000006+00\t2'
+    assert copy_text([plain, nasty]).split(b"\n")[1] == (
+        b'id-2\ttool.called\ta\\tb\t\\\\N\tx\\ny\t{"a":"q\\\\"r"}\t2026-01-02T03:04:05.000006+00'
     )

@@ -1,7 +1,7 @@
 """What a backend provides: the one contract every database behind event-log fulfils.
 
 The rest of the package asks its :class:`Backend` whenever something depends
-on the database: how to connect, how to reserve commit sequence numbers, where
+on the database: how to connect, how commit order is kept and read, where
 the writer's batches go, how JSON data filters, type prefixes, histograms and
 prune batches are written in SQL, how ``follow()`` wakes up, and whether
 partitions and the GIN data index exist. Nothing outside ``backends`` names a
@@ -22,7 +22,8 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
-from .._schema import EVENT_TABLE
+from .._commit_order import CommitOrder, SequenceOrder
+from .._schema import EVENT_TABLE, WRITTEN_COLUMNS
 
 if TYPE_CHECKING:
     from .._data_filters import DataFilter
@@ -81,6 +82,8 @@ class Backend(ABC):
     # Alembic's batch mode, for databases whose ALTER TABLE cannot do much.
     render_as_batch: ClassVar[bool] = False
     partitions: Partitions | None = None
+    # How follow() reads rows in commit order: by the counter row's numbers here.
+    commit_order: CommitOrder = SequenceOrder()
 
     # -- connection set-up ------------------------------------------------------------------
 
@@ -141,7 +144,7 @@ class Backend(ABC):
 
     def insert_sql(self, dialect: Dialect) -> str:
         """The INSERT of one ``event_log`` row, run with :meth:`bind_rows`' tuples."""
-        return str(insert(EVENT_TABLE).compile(dialect=dialect))
+        return str(insert(EVENT_TABLE).compile(dialect=dialect, column_keys=WRITTEN_COLUMNS))
 
     def make_sink(self, db: Database) -> Sink:
         """The fastest way to write batches into ``db``."""

@@ -53,8 +53,8 @@ class Sink(ABC):
     """Inserts batches and runs maintenance statements, each in its own transaction."""
 
     @abstractmethod
-    async def insert(self, rows: Sequence[Row]) -> int:
-        """Insert every row in one transaction, or none; return the last sequence number."""
+    async def insert(self, rows: Sequence[Row]) -> None:
+        """Insert every row in one transaction, or none."""
 
     def streams(self, count: int) -> bool:
         """Whether a write of ``count`` rows should reach :meth:`insert_stream` unmade.
@@ -64,7 +64,7 @@ class Sink(ABC):
         """
         return False
 
-    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
+    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> None:
         """Insert the ``count`` rows ``chunks`` makes, in one transaction, or none.
 
         Called only when :meth:`streams` says so. An exception raised by
@@ -75,6 +75,10 @@ class Sink(ABC):
     @abstractmethod
     async def execute(self, statement: UpdateBase) -> int:
         """Run one DML statement in its own transaction; return the affected row count."""
+
+    def committed(self) -> None:  # noqa: B027 - most databases tell nobody
+        """Rows were committed outside :meth:`insert` (an import): tell other
+        processes' followers, where the database has a way to."""
 
     async def reclaim(self, pages: int) -> int:
         """Give up to ``pages`` free pages back to the file system; return how many.
@@ -99,12 +103,11 @@ class EngineSink(Sink):
         self._db = db
         self._sql = db.backend.insert_sql(db.engine.dialect)
 
-    async def insert(self, rows: Sequence[Row]) -> int:
+    async def insert(self, rows: Sequence[Row]) -> None:
         async with self._db.begin() as conn:
             last_seq = await reserve_seq(self._db, conn, len(rows))
             params = self._db.backend.bind_rows(rows, last_seq)
             await conn.exec_driver_sql(self._sql, params)
-        return last_seq
 
     async def execute(self, statement: UpdateBase) -> int:
         async with self._db.begin() as conn:

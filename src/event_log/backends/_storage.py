@@ -33,8 +33,7 @@ _PG_DEAD_ROWS = text(
 # (pg_partition_tree lists nothing for a plain table).
 _PG_SIZE = text(
     "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) "
-    "FROM pg_partition_tree('event_log')), pg_total_relation_size('event_log')) "
-    "+ pg_total_relation_size('event_log_sequence')"
+    "FROM pg_partition_tree('event_log')), pg_total_relation_size('event_log'))"
 )
 _MARIADB_SIZE = text(
     "SELECT SUM(data_length + index_length) FROM information_schema.tables "

@@ -28,15 +28,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from ..._commit_order import CommitOrder
 from ..._errors import recognise_lost_connections
-from ..._schema import EVENT_TABLE
+from ..._schema import EVENT_TABLE, WRITTEN_COLUMNS
 from .._backend import Backend, BackendName, IndexOutcome, Listener, Partitions
 from ._json import data_clauses
+from ._snapshots import SnapshotOrder
 
 if TYPE_CHECKING:
     from ..._data_filters import DataFilter
     from ..._database import Database
     from ..._filters import TypeSpec
+    from ..._models import Row
     from ..._queries import BucketGrid
     from .._sink import Sink
 
@@ -46,6 +49,8 @@ _log = logging.getLogger("event_log")
 _c = EVENT_TABLE.c
 # The channel every commit is announced on (see _follow).
 NOTIFY_CHANNEL = "event_log"
+# Imports take turns through this transaction-scoped lock (see seq_statements).
+_IMPORT_LOCK_KEY = 0x6576_5F69_6D70_6F72  # "ev_impor"
 # lock_not_available: the lock timeout expired.
 _LOCK_NOT_AVAILABLE = "55P03"
 
@@ -141,6 +146,8 @@ class PostgreSQLBackend(Backend):
     extra = "postgresql"
     drivers: ClassVar[dict[str, str]] = {"asyncpg": "asyncpg", "psycopg": "psycopg"}
     partitions = PostgresPartitions()
+    # Transaction ids and snapshots: writers share no counter (see _snapshots).
+    commit_order: CommitOrder = SnapshotOrder()
 
     def extra_for(self, driver: str) -> str | None:
         return "psycopg" if driver == "psycopg" else self.extra
@@ -176,22 +183,23 @@ class PostgreSQLBackend(Backend):
         return None
 
     def seq_statements(self, count: int) -> tuple[str, ...]:
-        # The same UPDATE also queues a NOTIFY, which the server delivers when
-        # (and only if) the transaction commits: followers in any process wake.
-        return (
-            f"WITH bumped AS (UPDATE event_log_sequence SET last_seq = last_seq + {int(count)} "
-            "WHERE id = 1 RETURNING last_seq) "
-            f"SELECT last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text) FROM bumped",
-        )
+        # No numbers here (see _snapshots). Only an import runs this: imports take
+        # turns with each other, so the ids one reads as new stay new until it
+        # commits; writes of new events never take this lock.
+        return (f"SELECT 0 FROM pg_advisory_xact_lock({_IMPORT_LOCK_KEY})",)
+
+    def bind_rows(self, rows: Sequence[Row], last_seq: int) -> list[tuple[Any, ...]]:
+        return [(*r, None) for r in rows]
 
     def insert_sql(self, dialect: Dialect) -> str:
         if dialect.driver != "psycopg":
             return super().insert_sql(dialect)
         # SQLAlchemy's psycopg dialect names its placeholders (%(id)s), which
         # take mappings; bind_rows' tuples take positional ones.
-        columns = [column.name for column in EVENT_TABLE.columns]
-        placeholders = ", ".join(["%s"] * len(columns))
-        return f"INSERT INTO {EVENT_TABLE.name} ({', '.join(columns)}) VALUES ({placeholders})"
+        placeholders = ", ".join(["%s"] * len(WRITTEN_COLUMNS))
+        return (
+            f"INSERT INTO {EVENT_TABLE.name} ({', '.join(WRITTEN_COLUMNS)}) VALUES ({placeholders})"
+        )
 
     def make_sink(self, db: Database) -> Sink:
         from ._sink import make_sink

@@ -13,7 +13,8 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..._schema import EVENT_TABLE
-from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
+from ._copy import COPY_COLUMNS
+from ._sink import CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
 
 if TYPE_CHECKING:
     from ..._models import Row
@@ -42,19 +43,18 @@ class AsyncpgSink(PostgresSink):
     async def _command(self, driver: Any, sql: str) -> None:
         await driver.execute(sql)
 
+    async def _execute(self, driver: Any, sql: str, *args: Any) -> None:
+        await driver.execute(sql, *args)
+
     async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
         return await driver.fetchval(sql, *args)
 
-    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
-        await driver.copy_records_to_table(
-            EVENT_TABLE.name,
-            records=[(*r, seq) for seq, r in enumerate(rows, first_seq)],
-            columns=COLUMN_NAMES,
-        )
+    async def _copy(self, driver: Any, rows: Sequence[Row]) -> None:
+        await driver.copy_records_to_table(EVENT_TABLE.name, records=rows, columns=COPY_COLUMNS)
 
     async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
         await driver.copy_to_table(
-            EVENT_TABLE.name, source=lines, columns=COLUMN_NAMES, format="text"
+            EVENT_TABLE.name, source=lines, columns=COPY_COLUMNS, format="text"
         )
 
     def _lost(self, exc: BaseException) -> bool:

@@ -13,7 +13,7 @@ The format (PostgreSQL documentation, "COPY", "Text Format"): one line per
 row, columns separated by a tab, ``\\N`` for NULL, and backslash, newline,
 carriage return and tab inside a value written as ``\\\\``, ``\\n``, ``\\r``
 and ``\\t``. Timestamps go as ISO 8601 with their UTC offset, ``data`` as its
-JSON text (which ``jsonb`` parses), ``seq`` as decimal digits.
+JSON text (which ``jsonb`` parses). The server fills in ``xid``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from collections.abc import Sequence
 from ..._models import Row
 from ._time import timestamp_texts
 
-__all__ = ["copy_text"]
+__all__ = ["COPY_COLUMNS", "copy_text"]
 
-# A line holds the row's seven values in its order (the table's), then seq.
-_TABS_PER_LINE = 7
+# What a writer sends: the event's seven columns (the server fills in xid; seq stays NULL).
+COPY_COLUMNS = ["id", "event_type", "source", "task_id", "agent_id", "data", "timestamp"]
+
+# A line holds the row's seven values in its order (COPY_COLUMNS).
+_TABS_PER_LINE = 6
 _ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _NULL = "\\N"
 
@@ -35,21 +38,19 @@ def _field(value: str | None) -> str:
     return _NULL if value is None else value.translate(_ESCAPES)
 
 
-def _escaped_lines(rows: Sequence[Row], first_seq: int, timestamps: list[str]) -> str:
+def _escaped_lines(rows: Sequence[Row], timestamps: list[str]) -> str:
     return "".join(
         f"{_field(r[0])}\t{_field(r[1])}\t{_field(r[2])}\t{_field(r[3])}\t{_field(r[4])}\t"
-        f"{_field(r[5])}\t{when}\t{seq}\n"
-        for seq, r, when in zip(
-            range(first_seq, first_seq + len(rows)), rows, timestamps, strict=True
-        )
+        f"{_field(r[5])}\t{when}\n"
+        for r, when in zip(rows, timestamps, strict=True)
     )
 
 
-def copy_text(rows: Sequence[Row], first_seq: int) -> bytes:
-    """``rows`` numbered from ``first_seq`` as COPY text lines, UTF-8 encoded.
+def copy_text(rows: Sequence[Row]) -> bytes:
+    """``rows`` as COPY text lines, UTF-8 encoded.
 
     Values almost never hold a character that needs escaping, so the lines are
-    built plainly first, then checked as a whole: one newline per row, seven
+    built plainly first, then checked as a whole: one newline per row, six
     tabs per row, no carriage return, and no backslash but the one of each
     NULL marker means no value held one. Otherwise the lines are built again
     with every value escaped.
@@ -58,10 +59,8 @@ def copy_text(rows: Sequence[Row], first_seq: int) -> bytes:
     text = "".join(
         f"{r[0]}\t{r[1]}\t{r[2]}\t{_NULL if r[3] is None else r[3]}\t"
         f"{_NULL if r[4] is None else r[4]}\t{_NULL if r[5] is None else r[5]}\t"
-        f"{when}\t{seq}\n"
-        for seq, r, when in zip(
-            range(first_seq, first_seq + len(rows)), rows, timestamps, strict=True
-        )
+        f"{when}\n"
+        for r, when in zip(rows, timestamps, strict=True)
     )
     nulls = sum([r[i] for r in rows].count(None) for i in (3, 4, 5))
     if (
@@ -70,5 +69,5 @@ def copy_text(rows: Sequence[Row], first_seq: int) -> bytes:
         or text.count("\n") != len(rows)
         or text.count("\t") != _TABS_PER_LINE * len(rows)
     ):
-        text = _escaped_lines(rows, first_seq, timestamps)
+        text = _escaped_lines(rows, timestamps)
     return text.encode()

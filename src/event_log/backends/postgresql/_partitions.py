@@ -7,10 +7,8 @@ partition covers, so an insert never fails for want of a partition. The
 granularity is recorded in the comment of the DEFAULT partition.
 
 PostgreSQL requires a partitioned table's primary key and unique indexes to
-include the partition key, so the primary key becomes ``(id, timestamp)`` and
-the index on ``seq`` is a plain one. Nothing is lost by that: ids are UUIDv7
-values the library makes, and every ``seq`` is handed out once by the
-``event_log_sequence`` counter row (see ``_schema.EventSequence``).
+include the partition key, so the primary key becomes ``(id, timestamp)``.
+Nothing is lost by that: ids are UUIDv7 values the library makes.
 
 Everything here is synchronous SQL on a :class:`~sqlalchemy.engine.Connection`
 (Alembic's env.py runs it inside the upgrade's transaction; the logger through
@@ -35,7 +33,7 @@ from typing import Literal, cast, get_args
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ..._schema import EVENT_TABLE
+from ..._schema import indexes_on
 
 __all__ = [
     "DEFAULT_AHEAD",
@@ -73,8 +71,6 @@ _NAME_PATTERN = re.compile(r"event_log_p(\d{4})(\d{2})(\d{2})?")
 # Its own advisory lock (the upgrade's is another): partition maintenance of
 # several loggers and processes takes turns instead of racing to CREATE TABLE.
 _PG_PARTITION_LOCK_KEY = 0x6576_5F70_6172_7473  # "ev_parts"
-
-_table = EVENT_TABLE
 
 
 def check_partition_by(value: object) -> PartitionLayout:
@@ -285,7 +281,7 @@ def _create_indexes(connection: Connection, *, partitioned: bool) -> None:
     """The model's indexes on ``event_log``; on a partitioned table unique ones without
     the partition key become plain (PostgreSQL cannot enforce them across partitions)."""
     quote = connection.dialect.identifier_preparer.quote
-    for index in sorted(_table.indexes, key=lambda i: str(i.name)):
+    for index in sorted(indexes_on("postgresql"), key=lambda i: str(i.name)):
         columns = [c.name for c in index.columns]
         unique = bool(index.unique) and (not partitioned or "timestamp" in columns)
         connection.exec_driver_sql(

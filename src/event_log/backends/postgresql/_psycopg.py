@@ -20,9 +20,9 @@ from psycopg.rows import tuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..._schema import EVENT_TABLE
-from ._copy import copy_text
+from ._copy import COPY_COLUMNS, copy_text
 from ._listen import ReopeningListener
-from ._sink import COLUMN_NAMES, CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
+from ._sink import CONNECTION_ERRORS, SESSION_ENDED, PostgresSink
 
 if TYPE_CHECKING:
     from ..._database import Database
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["PsycopgListener", "PsycopgSink", "listen", "lost_connection"]
 
 
-_COPY_SQL = f"COPY {EVENT_TABLE.name} ({', '.join(COLUMN_NAMES)}) FROM STDIN"
+_COPY_SQL = f"COPY {EVENT_TABLE.name} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
 # A large batch goes to COPY in pieces of this many rows, so the server stores
 # the first ones while the rest are formatted.
 _COPY_PIECE = 1000
@@ -67,20 +67,24 @@ class PsycopgSink(PostgresSink):
     async def _command(self, driver: Any, sql: str) -> None:
         await driver.execute(sql, prepare=False)
 
+    async def _execute(self, driver: Any, sql: str, *args: Any) -> None:
+        async with psycopg.AsyncRawCursor(driver) as cursor:
+            await cursor.execute(sql, args)
+
     async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
         async with psycopg.AsyncRawCursor(driver, row_factory=tuple_row) as cursor:
             await cursor.execute(sql, args)
             row = await cursor.fetchone()
         return None if row is None else row[0]
 
-    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
+    async def _copy(self, driver: Any, rows: Sequence[Row]) -> None:
         async with (
             psycopg.AsyncRawCursor(driver) as cursor,
             cursor.copy(_COPY_SQL) as copy,
         ):
             for start in range(0, len(rows), _COPY_PIECE):
                 piece = rows[start : start + _COPY_PIECE]
-                await copy.write(copy_text(piece, first_seq + start))
+                await copy.write(copy_text(piece))
 
     async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
         async with (

@@ -5,6 +5,12 @@ steps, and what happens on a failure (roll back, or discard the connection
 and try once more on a new one). The driver's calls live in ``_asyncpg`` and
 ``_psycopg``, each a :class:`PostgresSink`; only the one the engine's URL
 names is ever imported.
+
+A write shares nothing with other writers: no counter row, no lock held to
+the commit, no NOTIFY inside its transaction (PostgreSQL commits notifying
+transactions one at a time). The server stamps each row with its
+transaction's id (``_snapshots`` says how followers read by it), and the
+wake-up for other processes goes afterwards, coalesced (``_notify``).
 """
 
 from __future__ import annotations
@@ -19,19 +25,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 
 from ..._errors import error_chain
-from ..._schema import EVENT_TABLE
-from .._sink import Sink, check_count, check_last_seq
+from .._sink import Sink, check_count
 from . import NOTIFY_CHANNEL
 from ._columns import NULL_MARK, SEPARATOR, joined_columns
-from ._copy import copy_text
+from ._copy import COPY_COLUMNS, copy_text
+from ._notify import CommitNotifier
 
 if TYPE_CHECKING:
     from ..._database import Database
     from ..._models import Row
 
 __all__ = [
-    "BUMP_SQL",
-    "COLUMN_NAMES",
     "CONNECTION_ERRORS",
     "INSERT_ARRAYS_SQL",
     "INSERT_TEXT_SQL",
@@ -45,44 +49,25 @@ __all__ = [
     "make_sink",
 ]
 
-COLUMN_NAMES = [column.name for column in EVENT_TABLE.columns]
-
 # A PostgreSQL batch of up to this many rows is one statement (see PostgresSink).
 PG_STATEMENT_MAX_ROWS = 255
 
-# The SQL below numbers its parameters ($1, $2, ...): asyncpg's placeholders,
-# and psycopg's raw cursors'.
-BUMP_SQL = (
-    "UPDATE event_log_sequence SET last_seq = last_seq + $1 WHERE id = 1 "
-    f"RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)"
-)
 
-
-def _insert_sql(count: str, columns: str) -> str:
-    """One statement, so one round trip and its own implicit transaction: reserve
-    the numbers (the row lock lasts until the commit; NOTIFY is queued for it)
-    and insert the rows, given column by column, numbered in order."""
+def _insert_sql(columns: str) -> str:
+    """One statement, so one round trip and its own implicit transaction: the rows,
+    given column by column."""
     return f"""\
-WITH bumped AS (
-    UPDATE event_log_sequence SET last_seq = last_seq + {count}
-    WHERE id = 1
-    RETURNING last_seq, pg_notify('{NOTIFY_CHANNEL}', last_seq::text)
-), inserted AS (
-    INSERT INTO event_log ({", ".join(COLUMN_NAMES)})
-    SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts,
-           b.last_seq - {count} + r.n
-    FROM bumped AS b, unnest({columns}) WITH ORDINALITY
-         AS r(id, event_type, source, task_id, agent_id, data, ts, n)
-)
-SELECT last_seq FROM bumped"""
+INSERT INTO event_log ({", ".join(COPY_COLUMNS)})
+SELECT r.id, r.event_type, r.source, r.task_id, r.agent_id, r.data::jsonb, r.ts
+FROM unnest({columns}) AS r(id, event_type, source, task_id, agent_id, data, ts)"""
 
 
-# The columns as seven delimited texts ($1..$7, see _columns), the row count $8.
+# The columns as seven delimited texts ($1..$7, see _columns). The SQL numbers its
+# parameters ($1, $2, ...): asyncpg's placeholders, and psycopg's raw cursors'.
 _SEPARATOR_SQL = f"E'\\x{ord(SEPARATOR):02x}'"
 _SPLIT = f"string_to_array(${{}}::text, {_SEPARATOR_SQL})"
 _SPLIT_NULLS = f"string_to_array(${{}}::text, {_SEPARATOR_SQL}, E'\\x{ord(NULL_MARK):02x}')"
 INSERT_TEXT_SQL = _insert_sql(
-    "$8::bigint",
     ", ".join(
         [
             *(_SPLIT.format(i) for i in (1, 2, 3)),
@@ -93,15 +78,11 @@ INSERT_TEXT_SQL = _insert_sql(
 )
 # The same with one array per column, for rows whose values hold the separators.
 INSERT_ARRAYS_SQL = _insert_sql(
-    "cardinality($1::text[])",
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]",
 )
 
-# The last seq of the rows with these ids ($1), when all $2 of them are stored.
-STORED_SQL = (
-    "SELECT CASE WHEN count(*) = $2::bigint THEN max(seq) END "
-    "FROM event_log WHERE id = ANY($1::text[])"
-)
+# Whether all $2 rows with these ids ($1) are stored.
+STORED_SQL = "SELECT count(*) = $2::bigint FROM event_log WHERE id = ANY($1::text[])"
 UNIQUE_VIOLATION = "23505"
 
 # A failure that may have cost the connection, whatever the driver.
@@ -119,12 +100,9 @@ class PostgresSink(Sink):
     keeps it while the logger lives: no checkout, ping or SQLAlchemy
     transaction per batch. A batch of up to ``PG_STATEMENT_MAX_ROWS`` rows is
     one statement (one round trip, one implicit transaction); a larger one is
-    ``BEGIN``, the sequence bump, a ``COPY`` and ``COMMIT``, and a larger
-    write whose rows are still being made is streamed into a text ``COPY``
-    (:meth:`insert_stream`).
-
-    The sequence row's lock is taken first in both and held until the commit,
-    so ``seq`` order is commit order, and the commit carries the NOTIFY.
+    ``BEGIN``, a ``COPY`` and ``COMMIT``, and a larger write whose rows are
+    still being made is streamed into a text ``COPY`` the same way
+    (:meth:`insert_stream`). After each commit the notifier is told.
 
     On a failure the connection is rolled back, or, when its state is unknown
     (it was lost, or the batch was cancelled halfway), closed and replaced on
@@ -140,6 +118,7 @@ class PostgresSink(Sink):
         self._db = db
         self._conn: AsyncConnection | None = None
         self._driver: Any = None  # the driver's connection under self._conn
+        self._notifier = CommitNotifier(db, NOTIFY_CHANNEL)
 
     # -- the driver's part ----------------------------------------------------------------
 
@@ -168,12 +147,16 @@ class PostgresSink(Sink):
         """Run a statement without parameters (``BEGIN``, ``COMMIT``, ``ROLLBACK``)."""
 
     @abstractmethod
+    async def _execute(self, driver: Any, sql: str, *args: Any) -> None:
+        """Run a statement that returns no rows."""
+
+    @abstractmethod
     async def _value(self, driver: Any, sql: str, *args: Any) -> Any:
         """The first value of the first row ``sql`` returns."""
 
     @abstractmethod
-    async def _copy(self, driver: Any, rows: Sequence[Row], first_seq: int) -> None:
-        """``COPY`` ``rows``, numbered from ``first_seq``, into ``event_log``."""
+    async def _copy(self, driver: Any, rows: Sequence[Row]) -> None:
+        """``COPY`` ``rows`` into ``event_log``."""
 
     @abstractmethod
     async def _copy_stream(self, driver: Any, lines: AsyncIterator[bytes]) -> None:
@@ -233,35 +216,41 @@ class PostgresSink(Sink):
         elif not self._is_idle(driver):
             await self._discard()  # a statement still running: its outcome is unknown
 
-    async def _statement(self, driver: Any, rows: Sequence[Row]) -> Any:
+    async def _statement(self, driver: Any, rows: Sequence[Row]) -> None:
         texts = joined_columns(rows)
         if texts is None:
-            return await self._value(driver, INSERT_ARRAYS_SQL, *map(list, zip(*rows, strict=True)))
-        return await self._value(driver, INSERT_TEXT_SQL, *texts, len(rows))
+            await self._execute(driver, INSERT_ARRAYS_SQL, *map(list, zip(*rows, strict=True)))
+        else:
+            await self._execute(driver, INSERT_TEXT_SQL, *texts)
 
-    async def _insert_once(self, rows: Sequence[Row]) -> int:
+    async def _insert_once(self, rows: Sequence[Row]) -> None:
         driver = await self._connection()
         try:
             if len(rows) <= PG_STATEMENT_MAX_ROWS:
-                return check_last_seq(await self._statement(driver, rows))
-            await self._command(driver, "BEGIN")
-            last_seq = check_last_seq(await self._value(driver, BUMP_SQL, len(rows)))
-            await self._copy(driver, rows, last_seq - len(rows) + 1)
-            await self._command(driver, "COMMIT")
-            return last_seq
+                await self._statement(driver, rows)
+            else:
+                # In a transaction block, so that a batch cancelled or cut off
+                # before COMMIT is surely not stored (a COPY alone could finish).
+                await self._command(driver, "BEGIN")
+                await self._copy(driver, rows)
+                await self._command(driver, "COMMIT")
         except BaseException as exc:
             await self._recover(exc)
             raise
 
-    async def insert(self, rows: Sequence[Row]) -> int:
+    async def insert(self, rows: Sequence[Row]) -> None:
         try:
-            return await self._insert_once(rows)
+            await self._insert_once(rows)
         except Exception as exc:
             if not self._lost(exc):
                 raise
-        return await self._again(rows)
+            await self._again(rows)
+        self.committed()
 
-    async def _again(self, rows: Sequence[Row]) -> int:
+    def committed(self) -> None:
+        self._notifier.poke()
+
+    async def _again(self, rows: Sequence[Row]) -> None:
         """Insert ``rows`` once more, on a new connection: the last try lost its own.
 
         That try may have committed before the connection went (only its answer
@@ -270,27 +259,24 @@ class PostgresSink(Sink):
         transaction stores all its rows or none), so it counts as written.
         """
         try:
-            return await self._insert_once(rows)
+            await self._insert_once(rows)
         except Exception as exc:
             if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
             try:
                 driver = await self._connection()
-                last_seq = await self._value(
-                    driver, STORED_SQL, [row[0] for row in rows], len(rows)
-                )
+                stored = await self._value(driver, STORED_SQL, [row[0] for row in rows], len(rows))
             except Exception as check_exc:
                 await self._recover(check_exc)
                 raise  # whether the first try committed is unknown: say why
-            if last_seq is None:
+            if not stored:
                 raise
-            return int(last_seq)
 
     def streams(self, count: int) -> bool:
         return count > PG_STATEMENT_MAX_ROWS
 
-    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> int:
-        """``BEGIN``, the sequence bump, a text ``COPY`` fed chunk by chunk, ``COMMIT``.
+    async def insert_stream(self, count: int, chunks: Iterator[Sequence[Row]]) -> None:
+        """``BEGIN``, a text ``COPY`` fed chunk by chunk, ``COMMIT``.
 
         Each chunk is sent as soon as it is made, and the server stores rows
         (see ``_copy``) while the next chunks are made. When ``chunks``
@@ -300,29 +286,28 @@ class PostgresSink(Sink):
         """
         stream = CopyStream(chunks)
         try:
-            return await self._stream_once(count, stream)
+            await self._stream_once(count, stream)
         except Exception:
             # Retried only when the connection was found closed (a COPY cut
             # short can surface as any error from inside the driver) and the
             # rows themselves were fine.
             if stream.error is not None or self._driver is not None:
                 raise
-        rows = [row for chunk in stream.sent for row in chunk]
-        rows.extend(row for chunk in chunks for row in chunk)
-        check_count(count, len(rows))
-        return await self._again(rows)
+            rows = [row for chunk in stream.sent for row in chunk]
+            rows.extend(row for chunk in chunks for row in chunk)
+            check_count(count, len(rows))
+            await self._again(rows)
+        self.committed()
 
-    async def _stream_once(self, count: int, stream: CopyStream) -> int:
+    async def _stream_once(self, count: int, stream: CopyStream) -> None:
         driver = await self._connection()
         try:
             await self._command(driver, "BEGIN")
-            last_seq = check_last_seq(await self._value(driver, BUMP_SQL, count))
-            await self._copy_stream(driver, stream.lines(last_seq - count + 1))
+            await self._copy_stream(driver, stream.lines())
             if stream.error is not None:
                 raise stream.error
             check_count(count, stream.rows)
             await self._command(driver, "COMMIT")
-            return last_seq
         except BaseException as exc:
             await self._recover(exc)
             raise
@@ -333,9 +318,12 @@ class PostgresSink(Sink):
             return int(result.rowcount)
 
     async def close(self) -> None:
-        conn, self._conn, self._driver = self._conn, None, None
-        if conn is not None:
-            await conn.close()
+        try:
+            await self._notifier.close()
+        finally:
+            conn, self._conn, self._driver = self._conn, None, None
+            if conn is not None:
+                await conn.close()
 
 
 class CopyStream:
@@ -354,7 +342,7 @@ class CopyStream:
         self.rows = 0
         self.error: Exception | None = None
 
-    async def lines(self, first_seq: int) -> AsyncIterator[bytes]:
+    async def lines(self) -> AsyncIterator[bytes]:
         while True:
             try:
                 chunk = next(self._chunks)
@@ -365,7 +353,7 @@ class CopyStream:
                 return
             if chunk:
                 self.sent.append(chunk)
-                yield copy_text(chunk, first_seq + self.rows)
+                yield copy_text(chunk)
                 self.rows += len(chunk)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.types import TypeEngine
 
-from ..._schema import EVENT_TABLE
+from ..._schema import EVENT_TABLE, WRITTEN_COLUMNS
 from .._backend import Backend, BackendName
 from ._engine import create_sqlite_engine, file_path, is_memory, prepare_path
 from ._json import data_clauses
@@ -73,7 +73,11 @@ class SQLiteBackend(Backend):
         writer treats it anyway. With revision 0003's trigger on the table, a plain
         INSERT (whose constraints would abort the statement alone) kept a statement
         journal for every row, which halved batch writes (see that revision)."""
-        return str(insert(EVENT_TABLE).prefix_with("OR ROLLBACK").compile(dialect=dialect))
+        return str(
+            insert(EVENT_TABLE)
+            .prefix_with("OR ROLLBACK")
+            .compile(dialect=dialect, column_keys=WRITTEN_COLUMNS)
+        )
 
     def make_sink(self, db: Database) -> Sink:
         url = db.engine.url

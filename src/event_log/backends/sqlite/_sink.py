@@ -173,14 +173,13 @@ class SQLiteFileSink(Sink):
                 return None
             raise
 
-    async def insert(self, rows: Sequence[Row]) -> int:
-        last_seq = self._try_inline(rows) if len(rows) <= INLINE_MAX_ROWS else None
-        if last_seq is None:
-            last_seq = await self._on_thread(self._sql, rows)
+    async def insert(self, rows: Sequence[Row]) -> None:
+        inline = self._try_inline(rows) if len(rows) <= INLINE_MAX_ROWS else None
+        if inline is None:  # too large, or another process holds the write lock
+            await self._on_thread(self._sql, rows)
         self._rows_since_checkpoint += len(rows)
         if self._rows_since_checkpoint >= CHECKPOINT_EVERY_ROWS:
             self._checkpoint_soon()
-        return last_seq
 
     def _checkpoint_soon(self) -> None:
         """Start a checkpoint in the background unless one is running.
