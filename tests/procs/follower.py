@@ -12,14 +12,13 @@ with a cursor to resume from. Runs until killed.
 import argparse
 import asyncio
 import json
-from typing import Any
 
 from event_log import EventLogger
 
 
 async def main(url: str, cursor: str | None) -> None:
     async with EventLogger.open(url, migrate=False) as log:
-        follower: Any = log.follow(cursor=cursor)
+        follower = log.follow(cursor=cursor)
         first = asyncio.ensure_future(anext(follower))
         # Nothing signals the start: the property is polled.
         while follower.cursor is None and not first.done():  # noqa: ASYNC110
