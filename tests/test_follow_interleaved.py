@@ -1,4 +1,5 @@
-"""follow() on PostgreSQL under transactions that commit out of the order they began.
+"""follow() on PostgreSQL under transactions that commit out of the order they began, and
+through every write path.
 
 Several raw sessions run transactions of a few rows each (plain INSERTs, the
 server filling in what a writer leaves out; some in savepoints, some of those
@@ -170,3 +171,41 @@ async def test_interleaved_transactions_on_a_plain_table(postgres_only_url: str)
 
 async def test_interleaved_transactions_on_a_partitioned_table(partitioned_url: str) -> None:
     await _interleaved(partitioned_url)
+
+
+async def test_every_write_path_is_followed(postgres_driver_url: str) -> None:
+    """One row, a statement batch, emits the writer joins into a batch of more than
+    255 rows (COPY) and a streamed ``log_events`` (COPY fed as rows are made): a
+    follower of another logger yields each row once, and every row carries its
+    transaction's id."""
+    url = postgres_driver_url
+    await upgrade(url)
+    async with (
+        EventLogger.open(url, migrate=False) as reader,
+        EventLogger.open(url, migrate=False) as writer,
+    ):
+        follower = reader.follow()
+        collecting = asyncio.ensure_future(take(follower, 1 + 255 + 1000 + 2000, 60))
+        await started(follower)
+        ids = [(await writer.log_event("tool.called", "one")).id]
+        batch = [{"event_type": "tool.batched", "source": "statement"}] * 255
+        ids += [e.id for e in await writer.log_events(batch)]
+        ids += [writer.emit("tool.emitted", "emitted", data={"i": i}).id for i in range(1000)]
+        await writer.flush()
+        streamed = [{"event_type": "tool.streamed", "source": "stream"}] * 2000
+        ids += [e.id for e in await writer.log_events(streamed)]
+        got = [e.id for e in await collecting]
+        assert writer.stats.failed == 0
+    assert len(got) == len(set(got))
+    assert set(got) == set(ids)
+    conn = await asyncpg.connect(_dsn(url))
+    try:
+        without = await conn.fetchval("SELECT count(*) FROM event_log WHERE xid IS NULL")
+        largest = await conn.fetchval(
+            "SELECT max(n) FROM (SELECT count(*) AS n FROM event_log "
+            "WHERE source = 'emitted' GROUP BY xid) AS per_transaction"
+        )
+    finally:
+        await conn.close()
+    assert without == 0
+    assert largest > 255  # the emits really went in a COPY
