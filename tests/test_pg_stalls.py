@@ -143,7 +143,16 @@ async def _held_xid(admin: asyncpg.Connection, pid: int) -> str | None:
 async def test_a_write_held_open_delays_no_other_writer(postgres_driver_url: str) -> None:
     """A logger's own write, held inside a transaction the test keeps open, does not
     hold up another process's ``log_event``; rolled back, it leaves nothing."""
-    url = postgres_driver_url
+    await _held_write(postgres_driver_url)
+
+
+async def test_a_write_held_open_delays_no_other_writer_on_a_partitioned_table(
+    partitioned_url: str,
+) -> None:
+    await _held_write(partitioned_url)
+
+
+async def _held_write(url: str) -> None:
     await upgrade(url)
     async with (
         _process("latency_writer.py", url, str(WRITES)) as writer,
