@@ -209,3 +209,33 @@ async def test_every_write_path_is_followed(postgres_driver_url: str) -> None:
         await conn.close()
     assert without == 0
     assert largest > 255  # the emits really went in a COPY
+
+
+async def test_a_cursor_taken_while_reading_stored_events_resumes_there(
+    postgres_driver_url: str,
+) -> None:
+    """A follower started after an event id reads the stored events after it (in pages)
+    before the live ones; its cursor taken halfway through them, past a page, resumes
+    with the rest of them and then the live events, each once, as the follower itself
+    goes on."""
+    url = postgres_driver_url
+    await upgrade(url)
+    async with EventLogger.open(url, migrate=False) as log:
+        stored: list[str] = []
+        for b in range(3):
+            batch = [{"event_type": "tool.batched", "source": "s", "data": {"b": b}}] * 400
+            stored += [e.id for e in await log.log_events(batch)]
+        first = log.follow(cursor=stored[99])
+        assert [e.id for e in await take(first, 700)] == stored[100:800]
+        halfway = first.cursor
+        live = [
+            e.id for e in await log.log_events([{"event_type": "tool.live", "source": "l"}] * 10)
+        ]
+        resumed = log.follow(cursor=halfway)
+        from_cursor = [e.id for e in await take(resumed, 410)]
+        going_on = [e.id for e in await take(first, 410)]
+        assert sorted(from_cursor) == sorted(going_on) == sorted(stored[800:] + live)
+        assert from_cursor[:400] == stored[800:]  # the stored ones first, in their order
+        marker = await log.log_event("task.completed", "marker")
+        for follower in (first, resumed):
+            assert [e.id for e in await take(follower, 1)] == [marker.id]
