@@ -174,13 +174,14 @@ def test_db_commands(migratable_url: str) -> None:
     url = migratable_url
     assert "none (no event-log schema" in ok(cli(url, "db", "current")).stdout
     fails(cli(url, "query"), 1, "event-log db upgrade")
-    assert "from an empty schema to 0003" in ok(cli(url, "db", "upgrade")).stdout
-    assert "already at revision 0003" in ok(cli(url, "db", "upgrade")).stdout
+    assert "from an empty schema to 0004" in ok(cli(url, "db", "upgrade")).stdout
+    assert "already at revision 0004" in ok(cli(url, "db", "upgrade")).stdout
     assert ok(cli(url, "db", "current")).stdout.strip() == "0004 (head)"
     history = ok(cli(url, "db", "history")).stdout.splitlines()
-    assert history[0].startswith("0002 -> 0003 (head, current):")
-    assert history[1].startswith("0001 -> 0002:")
-    assert history[2].startswith("<base> -> 0001:")
+    assert history[0].startswith("0003 -> 0004 (head, current):")
+    assert history[1].startswith("0002 -> 0003:")
+    assert history[2].startswith("0001 -> 0002:")
+    assert history[3].startswith("<base> -> 0001:")
     assert "matches event-log's model" in ok(cli(url, "db", "check")).stdout
 
     # Downgrading asks first; "no" changes nothing.
@@ -188,10 +189,10 @@ def test_db_commands(migratable_url: str) -> None:
     assert refused.exit_code == 1
     assert "Aborted" in refused.stderr
     assert ok(cli(url, "db", "current")).stdout.startswith("0004")
-    assert "from 0003 to 0002" in ok(cli(url, "db", "downgrade", "--yes")).stdout
-    assert "head is 0003" in ok(cli(url, "db", "current")).stdout
+    assert "from 0004 to 0003" in ok(cli(url, "db", "downgrade", "--yes")).stdout
+    assert "head is 0004" in ok(cli(url, "db", "current")).stdout
     fails(cli(url, "db", "check"), 1, "not up to date", "event-log db upgrade")
-    fails(cli(url, "query"), 1, "revision 0002", "needs 0003", "event-log db upgrade")
+    fails(cli(url, "query"), 1, "revision 0003", "needs 0004", "event-log db upgrade")
     fails(cli(url, "db", "upgrade", "nope"), 2, "nope")
     ok(cli(url, "db", "upgrade"))
 

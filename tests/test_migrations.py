@@ -933,6 +933,7 @@ def test_revisions_import_only_alembic_sqlalchemy_and_the_standard_library() -> 
         "0001_create_event_log.py",
         "0002_commit_sequence.py",
         "0003_number_rows_written_without_seq.py",
+        "0004_postgresql_transaction_ids.py",
     }
     found = {
         path.name: imports
