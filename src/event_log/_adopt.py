@@ -16,7 +16,6 @@ from typing import Any
 __all__ = ["normalize_data", "normalize_timestamp"]
 
 
-
 def normalize_timestamp(value: str | datetime) -> datetime:
     """An ISO 8601 timestamp as an aware UTC datetime; naive values are taken as UTC.
 

@@ -28,12 +28,12 @@ import binascii
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Executable, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Executable, bindparam, or_, select
 
 from ._errors import InvalidCursorError
 from ._filters import EventFilter
@@ -47,6 +47,8 @@ __all__ = [
     "CURSOR_PREFIX",
     "CommitOrder",
     "FollowPosition",
+    "FollowReader",
+    "ReadResult",
     "ReadRows",
     "SeqPosition",
     "SequenceOrder",
@@ -55,7 +57,10 @@ __all__ = [
     "encode_cursor",
 ]
 
-ReadRows = Callable[[Executable], Awaitable[list[Sequence[Any]]]]
+# Runs a statement with its parameters and returns every row (a follower's read).
+ReadRows = Callable[[Executable, Mapping[str, Any] | None], Awaitable[list[Sequence[Any]]]]
+# Read rows, each with the position just after it, and where to read on from.
+ReadResult = tuple[list[tuple[Sequence[Any], "FollowPosition"]], "FollowPosition"]
 _c = EVENT_TABLE.c
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -66,6 +71,19 @@ class FollowPosition(ABC):
     @abstractmethod
     def to_json(self) -> Any:
         """The position as JSON values (the body of its cursor)."""
+
+
+class FollowReader(ABC):
+    """One follower's reads on from a position: its statements are built once (its
+    filter does not change) and run with each read's positions as parameters."""
+
+    @abstractmethod
+    async def read(
+        self, read: ReadRows, after: FollowPosition, *, until: FollowPosition | None
+    ) -> ReadResult:
+        """Up to a page of matching rows committed after ``after`` (and by ``until``),
+        in commit order, each with the position just after it; and where to read on
+        from. The rows begin with the event's columns (see ``row_to_event``)."""
 
 
 class CommitOrder(ABC):
@@ -82,18 +100,8 @@ class CommitOrder(ABC):
         """Rows committed by ``position`` (rows that other tools wrote unnumbered count)."""
 
     @abstractmethod
-    async def read(
-        self,
-        read: ReadRows,
-        backend: Backend,
-        flt: EventFilter,
-        after: FollowPosition,
-        *,
-        until: FollowPosition | None,
-        limit: int,
-    ) -> tuple[list[tuple[Sequence[Any], FollowPosition]], FollowPosition]:
-        """Up to ``limit`` matching rows committed after ``after`` (and by ``until``), in
-        commit order, each with the position just after it; and where to read on from."""
+    def reader(self, backend: Backend, flt: EventFilter, limit: int) -> FollowReader:
+        """The reads of a follower of ``flt``, ``limit`` rows at most each."""
 
     @abstractmethod
     def position_from_json(self, value: Any) -> FollowPosition:
@@ -116,40 +124,46 @@ class SequenceOrder(CommitOrder):
     kind = "s"
 
     async def now(self, read: ReadRows) -> FollowPosition:
-        rows = await read(select(SEQUENCE_TABLE.c.last_seq).where(SEQUENCE_TABLE.c.id == 1))
+        stmt = select(SEQUENCE_TABLE.c.last_seq).where(SEQUENCE_TABLE.c.id == 1)
+        rows = await read(stmt, None)
         return SeqPosition(int(rows[0][0]) if rows else 0)
 
     def committed_by(self, position: FollowPosition) -> ColumnElement[bool]:
         assert isinstance(position, SeqPosition)
         return or_(_c.seq <= position.seq, _c.seq.is_(None))
 
-    async def read(
-        self,
-        read: ReadRows,
-        backend: Backend,
-        flt: EventFilter,
-        after: FollowPosition,
-        *,
-        until: FollowPosition | None,
-        limit: int,
-    ) -> tuple[list[tuple[Sequence[Any], FollowPosition]], FollowPosition]:
-        assert isinstance(after, SeqPosition)
-        stmt: AnySelect = select(*EVENT_COLUMNS, _c.seq).where(
-            *filter_clauses(flt, backend), _c.seq > after.seq
-        )
-        if until is not None:
-            assert isinstance(until, SeqPosition)
-            stmt = stmt.where(_c.seq <= until.seq)
-        rows = await read(stmt.order_by(_c.seq).limit(limit))
-        read_rows: list[tuple[Sequence[Any], FollowPosition]] = [
-            (row, SeqPosition(int(row[-1]))) for row in rows
-        ]
-        return read_rows, read_rows[-1][1] if read_rows else after
+    def reader(self, backend: Backend, flt: EventFilter, limit: int) -> FollowReader:
+        return _SeqReader(backend, flt, limit)
 
     def position_from_json(self, value: Any) -> FollowPosition:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError("not a sequence number")
         return SeqPosition(value)
+
+
+class _SeqReader(FollowReader):
+    """``seq`` above the position (and up to the end), in ``seq`` order."""
+
+    def __init__(self, backend: Backend, flt: EventFilter, limit: int) -> None:
+        after = _c.seq > bindparam("after_seq", type_=BigInteger())
+        stmt: AnySelect = select(*EVENT_COLUMNS, _c.seq).where(*filter_clauses(flt, backend), after)
+        self._open = stmt.order_by(_c.seq).limit(limit)
+        until = _c.seq <= bindparam("until_seq", type_=BigInteger())
+        self._bounded = stmt.where(until).order_by(_c.seq).limit(limit)
+
+    async def read(
+        self, read: ReadRows, after: FollowPosition, *, until: FollowPosition | None
+    ) -> ReadResult:
+        assert isinstance(after, SeqPosition)
+        if until is None:
+            rows = await read(self._open, {"after_seq": after.seq})
+        else:
+            assert isinstance(until, SeqPosition)
+            rows = await read(self._bounded, {"after_seq": after.seq, "until_seq": until.seq})
+        read_rows: list[tuple[Sequence[Any], FollowPosition]] = [
+            (row, SeqPosition(int(row[-1]))) for row in rows
+        ]
+        return read_rows, read_rows[-1][1] if read_rows else after
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ pooled connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -48,20 +48,25 @@ class Database:
                 await stack.enter_async_context(self._lock)
             yield await stack.enter_async_context(self.engine.connect())
 
-    async def rows(self, statement: Executable) -> list[Sequence[Any]]:
-        """Every row ``statement`` returns (a read)."""
+    async def rows(
+        self, statement: Executable, params: Mapping[str, Any] | None = None
+    ) -> list[Sequence[Any]]:
+        """Every row ``statement`` returns (a read), with ``params`` for its bind
+        parameters (a statement built once and run many times, see ``_follow``)."""
         if self._lock is None:
-            return await self._rows(statement)
+            return await self._rows(statement, params)
         # One shared connection: a query cancelled halfway would make SQLAlchemy
         # discard that connection, and the in-memory database with it. The query
         # runs to its end in its own task; only the caller stops waiting.
-        task = asyncio.ensure_future(self._rows(statement))
+        task = asyncio.ensure_future(self._rows(statement, params))
         task.add_done_callback(_retrieve)
         return await asyncio.shield(task)
 
-    async def _rows(self, statement: Executable) -> list[Sequence[Any]]:
+    async def _rows(
+        self, statement: Executable, params: Mapping[str, Any] | None
+    ) -> list[Sequence[Any]]:
         async with self.connect() as conn:
-            return list((await conn.execute(statement)).all())
+            return list((await conn.execute(statement, params)).all())
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:

@@ -40,7 +40,7 @@ import contextlib
 import logging
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ._commit_order import (
     CommitOrder,
     FollowPosition,
+    ReadRows,
     StoredPosition,
     decode_cursor,
     encode_cursor,
@@ -69,6 +70,7 @@ from ._queries import (
     row_to_event,
     storable_text,
 )
+from ._tail_reads import TailReads
 
 if TYPE_CHECKING:
     from ._database import Database
@@ -111,17 +113,20 @@ class Follower(AsyncIterator[Event]):
         poll_interval: float,
         on_done: Any,
         listen: Any,
+        read: ReadRows,
     ) -> None:
         self._db = db
         self._writer = writer
         self._filter = flt
         self._order: CommitOrder = db.backend.commit_order
+        self._reader = self._order.reader(db.backend, flt, _PAGE)
         self._listed = position  # stored events after this (timestamp, id) come first
         self._event_id = event_id  # ...or after this event's position
         self._resume = resume  # ...or carry on from a follower's cursor
         self._poll_interval = poll_interval
         self._on_done = on_done
         self._listen = listen
+        self._rows = read
         self._wake = asyncio.Event()
         self._buffer: deque[tuple[Event, FollowPosition]] = deque()
         self._started = False
@@ -254,9 +259,9 @@ class Follower(AsyncIterator[Event]):
         )
         self._started = True
 
-    async def _read(self, stmt: Any) -> list[Any]:
+    async def _read(self, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
         with translate_storage_errors("following events"):
-            return list(await self._db.rows(stmt))
+            return list(await self._rows(stmt, params))
 
     async def _fetch(self, *, patient: bool = True) -> bool:
         """Fill the buffer with the next page; False when there was nothing new."""
@@ -287,9 +292,7 @@ class Follower(AsyncIterator[Event]):
         live = self._live
 
         async def read() -> Any:
-            return await self._order.read(
-                self._read, self._db.backend, self._filter, live, until=self._end, limit=_PAGE
-            )
+            return await self._reader.read(self._read, live, until=self._end)
 
         rows, position = await (self._patiently("following events", read) if patient else read())
         self._live = position
@@ -331,6 +334,7 @@ class FollowerRegistry:
         self._listener: Listener | None = None
         self._listening: asyncio.Lock = asyncio.Lock()
         self._no_listener = False  # the backend has no wake-ups: followers poll
+        self.reads = TailReads(db)
 
     def add(self, follower: Follower) -> None:
         self._followers.add(follower)
@@ -362,9 +366,12 @@ class FollowerRegistry:
             for follower in list(self._followers):
                 await follower.drain_for_close()
         finally:
-            if self._listener is not None:
-                listener, self._listener = self._listener, None
-                await listener.close()
+            try:
+                if self._listener is not None:
+                    listener, self._listener = self._listener, None
+                    await listener.close()
+            finally:
+                await self.reads.close()
 
 
 def follow_start(

@@ -500,6 +500,7 @@ class EventLogger:
             poll_interval=self._poll_interval,
             on_done=self._followers.discard,
             listen=self._followers.listen,
+            read=self._followers.reads.rows,
         )
         self._followers.add(follower)
         return follower

@@ -84,6 +84,9 @@ class Backend(ABC):
     partitions: Partitions | None = None
     # How follow() reads rows in commit order: by the counter row's numbers here.
     commit_order: CommitOrder = SequenceOrder()
+    # Whether a logger's followers share a held connection for their reads
+    # (``_tail_reads``) instead of taking one from the pool for each.
+    holds_follow_connection: ClassVar[bool] = False
 
     # -- connection set-up ------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,6 +40,7 @@ class CommitNotifier:
         self._db = db
         self._sql = f"SELECT pg_notify('{channel}', '')"
         self._conn: AsyncConnection | None = None
+        self._driver: Any = None  # the driver's connection under self._conn
         self._due = asyncio.Event()  # a commit since the last NOTIFY began
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -65,21 +66,25 @@ class CommitNotifier:
 
     async def _send(self) -> None:
         try:
-            if self._conn is None:
+            if self._driver is None:
                 conn = await self._db.engine.connect()
                 try:
+                    # Autocommit: each NOTIFY its own transaction, sent at once.
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    driver = (await conn.get_raw_connection()).driver_connection
                 except BaseException:
                     await conn.close()
                     raise
-                self._conn = conn
-            await self._conn.exec_driver_sql(self._sql)
+                self._conn, self._driver = conn, driver
+            # asyncpg's and psycopg's connections both take a statement this way
+            # (SQLAlchemy's own execute would cost several times the NOTIFY).
+            await self._driver.execute(self._sql)
         except Exception as exc:
             _log.debug("event_log: NOTIFY failed (%s); followers poll meanwhile", exc)
             await self._drop()
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.invalidate()
@@ -102,7 +107,7 @@ class CommitNotifier:
             await self._drop_quietly()
 
     async def _drop_quietly(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._driver = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()

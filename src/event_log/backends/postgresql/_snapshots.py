@@ -42,10 +42,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, bindparam, or_, select, text, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import UserDefinedType
 
-from ..._commit_order import CommitOrder, FollowPosition, ReadRows
+from ..._commit_order import CommitOrder, FollowPosition, FollowReader, ReadResult, ReadRows
 from ..._filters import EventFilter
 from ..._queries import EVENT_COLUMNS, filter_clauses
 from ..._schema import EVENT_TABLE
@@ -116,46 +130,16 @@ class SnapshotOrder(CommitOrder):
     kind = "x"
 
     async def now(self, read: ReadRows) -> FollowPosition:
-        return SnapshotPosition(await self._snapshot(read))
-
-    async def _snapshot(self, read: ReadRows) -> Snapshot:
-        rows = await read(_SNAPSHOT)
-        return Snapshot.parse(str(rows[0][0]))
+        rows = await read(_SNAPSHOT, None)
+        return SnapshotPosition(Snapshot.parse(str(rows[0][0])))
 
     def committed_by(self, position: FollowPosition) -> ColumnElement[bool]:
         assert isinstance(position, SnapshotPosition)
         # Mid-step too: the live reads go on with what `after` does not see.
         return or_(_xid.is_(None), position.after.visible("by"))
 
-    async def read(
-        self,
-        read: ReadRows,
-        backend: Backend,
-        flt: EventFilter,
-        after: FollowPosition,
-        *,
-        until: FollowPosition | None,
-        limit: int,
-    ) -> tuple[list[tuple[Sequence[Any], FollowPosition]], FollowPosition]:
-        assert isinstance(after, SnapshotPosition)
-        bound = after.bound
-        if bound is None:
-            if until is not None:
-                assert isinstance(until, SnapshotPosition)
-                bound = until.after
-            else:
-                bound = await self._snapshot(read)
-        rows = await read(_page(backend, flt, after.after, bound, after.key, limit))
-        positions: list[tuple[Sequence[Any], FollowPosition]] = [
-            (row[:-1], SnapshotPosition(after.after, bound, (int(row[-1]), str(row[0]))))
-            for row in rows
-        ]
-        if len(rows) < limit:
-            done = SnapshotPosition(bound)  # the step is complete: bound is the new after
-            if positions:
-                positions[-1] = (positions[-1][0], done)
-            return positions, done
-        return positions, positions[-1][1]
+    def reader(self, backend: Backend, flt: EventFilter, limit: int) -> FollowReader:
+        return _SnapshotReader(backend, flt, limit)
 
     def position_from_json(self, value: Any) -> FollowPosition:
         if not isinstance(value, list) or len(value) not in (1, 4):
@@ -170,39 +154,105 @@ class SnapshotOrder(CommitOrder):
         return SnapshotPosition(Snapshot.parse(after), Snapshot.parse(bound), (xid, event_id))
 
 
-def _page(
-    backend: Backend,
-    flt: EventFilter,
-    after: Snapshot,
-    bound: Snapshot,
-    key: tuple[int, str] | None,
-    limit: int,
-) -> Any:
-    """Rows visible in ``bound`` and not in ``after``, after ``key``, by ``(xid, id)``.
+class _SnapshotReader(FollowReader):
+    """One statement per read: the bound snapshot (a new one unless the step is
+    half read, or the logger closes) and the page (see :func:`_page`)."""
 
-    Two parts, each a range of the ``(xid, id)`` index: the transactions
-    ``after`` saw in progress, and those it had not seen begin. (One
-    condition with OR between them would leave the planner to walk the
-    index from ``after``'s xmin, through every row it already saw.)
+    def __init__(self, backend: Backend, flt: EventFilter, limit: int) -> None:
+        self._limit = limit
+        self._first = _page(backend, flt, limit, keyed=False)
+        self._next = _page(backend, flt, limit, keyed=True)
+
+    async def read(
+        self, read: ReadRows, after: FollowPosition, *, until: FollowPosition | None
+    ) -> ReadResult:
+        assert isinstance(after, SnapshotPosition)
+        bound = after.bound
+        if bound is None and until is not None:
+            assert isinstance(until, SnapshotPosition)
+            bound = until.after
+        params: dict[str, Any] = {
+            "bound": None if bound is None else str(bound),
+            "after_xip": list(after.after.xip),
+            "after_xmax": after.after.xmax,
+        }
+        if after.key is not None:
+            params["key_xid"], params["key_id"] = after.key
+        rows = await read(self._first if after.key is None else self._next, params)
+        bound = Snapshot.parse(str(rows[0][0]))
+        rows = [row[1:] for row in rows if row[1] is not None]
+        positions: list[tuple[Sequence[Any], FollowPosition]] = [
+            (row[:-1], SnapshotPosition(after.after, bound, (int(row[-1]), str(row[0]))))
+            for row in rows
+        ]
+        if len(rows) < self._limit:
+            done = SnapshotPosition(bound)  # the step is complete: bound is the new after
+            if positions:
+                positions[-1] = (positions[-1][0], done)
+            return positions, done
+        return positions, positions[-1][1]
+
+
+class _PgSnapshot(UserDefinedType[str]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "pg_snapshot"
+
+
+class _Xid8(UserDefinedType[str]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+def _page(backend: Backend, flt: EventFilter, limit: int, *, keyed: bool) -> Any:
+    """The bound snapshot (parameter ``bound``; ``pg_current_snapshot()`` when NULL),
+    then the rows visible in it and not in the snapshot the read starts from
+    (``after_xmax``, ``after_xip``), after ``(key_xid, key_id)`` when ``keyed``, by
+    ``(xid, id)``: at least one row, its first column the bound's text, the rest
+    NULL when no row matches.
+
+    Two parts, each a range of the ``(xid, id)`` index: the transactions the
+    starting snapshot saw in progress, and those it had not seen begin. (One
+    condition with OR between them would leave the planner to walk the index
+    from that snapshot's xmin, through every row it already saw.)
     """
-    common = [*filter_clauses(flt, backend), bound.visible("bound")]
-    if key is not None:
+    given = bindparam("bound", type_=Text())
+    snap = select(
+        func.coalesce(
+            cast(given, _PgSnapshot()), func.pg_current_snapshot(type_=_PgSnapshot())
+        ).label("s")
+    ).cte("snap")
+    common = [
+        *filter_clauses(flt, backend),
+        func.pg_visible_in_snapshot(cast(cast(_xid, Text()), _Xid8()), snap.c.s),
+    ]
+    if keyed:
         common.append(
             tuple_(_xid, _c.id)
-            > tuple_(bindparam("key_xid", key[0], BigInteger()), bindparam("key_id", key[1]))
+            > tuple_(bindparam("key_xid", type_=BigInteger()), bindparam("key_id", type_=Text()))
         )
     columns = (*EVENT_COLUMNS, _xid)
     in_progress = (
         select(*columns)
-        .where(_xid == bindparam("after_xip", list(after.xip), _XIP_TYPE).any_(), *common)
+        .select_from(EVENT_TABLE.join(snap, true()))
+        .where(_xid == bindparam("after_xip", type_=_XIP_TYPE).any_(), *common)
         .order_by(_xid, _c.id)
         .limit(limit)
     )
     unseen = (
         select(*columns)
-        .where(_xid >= bindparam("after_xmax", after.xmax, BigInteger()), *common)
+        .select_from(EVENT_TABLE.join(snap, true()))
+        .where(_xid >= bindparam("after_xmax", type_=BigInteger()), *common)
         .order_by(_xid, _c.id)
         .limit(limit)
     )
     both = in_progress.union_all(unseen).subquery()
-    return select(*both.c).order_by(both.c.xid, both.c.id).limit(limit)
+    page = select(*both.c).order_by(both.c.xid, both.c.id).limit(limit).subquery("page")
+    return (
+        select(cast(snap.c.s, Text()), *page.c)
+        .select_from(snap.outerjoin(page, true()))
+        .order_by(page.c.xid, page.c.id)
+    )
