@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTION_ERRORS",
     "INSERT_ARRAYS_SQL",
+    "INSERT_ONE_SQL",
     "INSERT_TEXT_SQL",
     "PG_STATEMENT_MAX_ROWS",
     "SESSION_ENDED",
@@ -79,6 +80,12 @@ INSERT_TEXT_SQL = _insert_sql(
 # The same with one array per column, for rows whose values hold the separators.
 INSERT_ARRAYS_SQL = _insert_sql(
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[]",
+)
+
+# One row: the plainest statement, which costs the server least.
+INSERT_ONE_SQL = (
+    f"INSERT INTO event_log ({', '.join(COPY_COLUMNS)}) "
+    "VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7)"
 )
 
 # Whether all $2 rows with these ids ($1) are stored.
@@ -217,6 +224,9 @@ class PostgresSink(Sink):
             await self._discard()  # a statement still running: its outcome is unknown
 
     async def _statement(self, driver: Any, rows: Sequence[Row]) -> None:
+        if len(rows) == 1:
+            await self._execute(driver, INSERT_ONE_SQL, *rows[0])
+            return
         texts = joined_columns(rows)
         if texts is None:
             await self._execute(driver, INSERT_ARRAYS_SQL, *map(list, zip(*rows, strict=True)))
