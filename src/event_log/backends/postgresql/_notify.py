@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["NOTIFY_INTERVAL", "CommitNotifier"]
 
 # The shortest time between two notifications of one logger.
-NOTIFY_INTERVAL = 0.005
+NOTIFY_INTERVAL = 0.01
 
 _log = logging.getLogger("event_log")
 
