@@ -178,6 +178,12 @@ async def _round_trip(url: str, kind: str) -> None:
 
     writes = await _write_at_head(url)
     new_ids = [row_id for write in writes for row_id in write]
+    # A listing's cursor, to be used again after the round trip below.
+    key = b"k" * 32
+    async with EventLogger.open(url, migrate=False, cursor_key=key) as log:
+        first_page = await log.list_events(limit=250, newest_first=False)
+        rest = await log.list_events(limit=1000, newest_first=False, cursor=first_page.next_cursor)
+    assert first_page.next_cursor is not None
     at_head = await _rows(url)
     assert {row_id: at_head[row_id] for row_id in old} == old
     assert len(at_head) == OLD_ROWS + len(new_ids)
@@ -217,7 +223,10 @@ async def _round_trip(url: str, kind: str) -> None:
     assert (layout["revision"], layout["kind"]) == (head, kind)
     assert await _rows(url) == down
     await admin.check(url)
-    async with EventLogger.open(url, migrate=False) as log:
+    async with EventLogger.open(url, migrate=False, cursor_key=key) as log:
+        # The cursor issued before going down and up again reads on as it did.
+        again = await log.list_events(limit=1000, newest_first=False, cursor=first_page.next_cursor)
+        assert again.events == rest.events
         follower = log.follow()
         waiting = asyncio.ensure_future(take(follower, 1))
         await started(follower)
