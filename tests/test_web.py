@@ -344,6 +344,10 @@ async def test_summary_rejects_bad_windows(client, params, status):
         ("/events", {"data_where": ">=1"}, 400),  # no key
         ("/events", {"data_where": ["n>1", "x"]}, 400),  # every condition is checked
         ("/stream", {"data_contains": "1"}, 400),
+        # Nested past what the JSON parser can take (it raised RecursionError: a 500).
+        ("/events", {"data_contains": '{"a":' + "[" * 5000 + "]" * 5000 + "}"}, 400),
+        ("/stream", {"data_contains": '{"a":' * 1700 + "1" + "}" * 1700}, 400),
+        ("/events", {"data_where": "a=" + "[" * 5000 + "]" * 5000}, 400),
         ("/stream", {"type": "Bad"}, 400),
         ("/stream", {"exclude_event_type": "Bad"}, 400),
         ("/stream", {"data_where": "nothing"}, 400),

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic import field_validator as _field_validator
 
-from ._data_filters import OPERATORS, DataFilter
+from ._data_filters import MAX_DEPTH, OPERATORS, DataFilter
 from ._models import storable_text
 from ._types import is_valid_event_type
 
@@ -115,6 +115,8 @@ def parse_where(text: str) -> tuple[str, str, Any]:
         value: Any = json.loads(raw, parse_constant=_no_constants)
     except ValueError:
         value = raw
+    except RecursionError:  # nested past what the parser can take
+        raise ValueError(f"data_where {text[:40]!r}...: the value is nested too deeply") from None
     return key, op, value
 
 
@@ -145,6 +147,10 @@ def _json_object(name: str, text: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:  # JSONDecodeError, or a number too deep to parse
         raise ValueError(f"{name} is not valid JSON: {exc}") from None
+    except RecursionError:  # nested past what the parser can take
+        raise ValueError(
+            f"{name} is nested too deeply (at most {MAX_DEPTH} levels of objects and lists)"
+        ) from None
     if not isinstance(value, dict):
         raise ValueError(f'{name} must be a JSON object, like {{"model": "gpt-4"}}')
     return value
