@@ -39,11 +39,14 @@ _WRITER = textwrap.dedent(
     from event_log import EventLogger
 
     async def main(url, count):
+        loop = asyncio.get_running_loop()
         async with EventLogger.open(url, migrate=False) as log:
             warm_up = await log.log_event("system.info", "follow-bench", data={"warm_up": True})
             print(warm_up.id, flush=True)
             for i in range(count):
-                sys.stdin.readline()
+                # Off the event loop: the logger sends its wake-up after the commit,
+                # on the loop, so a loop blocked on stdin would hold it back.
+                await loop.run_in_executor(None, sys.stdin.readline)
                 start = time.monotonic()
                 await log.log_event("tool.called", "follow-bench", data={"i": i})
                 print(start, flush=True)

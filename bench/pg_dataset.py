@@ -10,9 +10,9 @@ with ``event_log.upgrade()`` (as the SQLite cache is).
 
 Building: ``event_log.upgrade()`` makes the schema of the newest revision, the
 secondary indexes are dropped, the rows go in with one binary ``COPY`` (oldest
-first, ``seq`` numbered in that order, as a live log commits them), the indexes
-are recreated, the commit sequence is set past the last row, then ``VACUUM
-ANALYZE``. It runs in a subprocess (``python -m bench.pg_dataset ADMIN_URL
+first; PostgreSQL numbers no rows, and every row gets the loading
+transaction's id, as a live log's rows get theirs), the indexes are recreated,
+then ``VACUUM ANALYZE``. It runs in a subprocess (``python -m bench.pg_dataset ADMIN_URL
 ROWS``), so its memory never counts against anything measured.
 
 The generator streams: tasks (the stories of ``dataset._task_story``, ~100
@@ -51,9 +51,9 @@ from .postgres import asyncpg_dsn
 
 __all__ = ["FORMAT", "PgDataset", "database_name", "ensure_pg_dataset"]
 
-FORMAT = 2  # bump when the generator changes, so stale databases are rebuilt
+FORMAT = 3  # bump when the generator changes, so stale databases are rebuilt
 _SAMPLE_TASKS = 200
-_COLUMNS = ("id", "event_type", "source", "task_id", "agent_id", "data", "timestamp", "seq")
+_COLUMNS = ("id", "event_type", "source", "task_id", "agent_id", "data", "timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +157,7 @@ def _events(rows: int, now_us: int, seed: int, sample: list[str]) -> Iterator[An
 
 def _records(rows: int, now_us: int, seed: int, sample: list[str]) -> Iterator[Any]:
     rng = random.Random(seed + 2)  # the ids' random bits
-    for seq, (ts, kind, source, task_id, agent_id, data) in enumerate(
-        _events(rows, now_us, seed, sample), 1
-    ):
+    for ts, kind, source, task_id, agent_id, data in _events(rows, now_us, seed, sample):
         yield (
             _uuid7(ts // 1000, rng.getrandbits(74)),
             kind,
@@ -168,7 +166,6 @@ def _records(rows: int, now_us: int, seed: int, sample: list[str]) -> Iterator[A
             agent_id,
             data,
             _EPOCH + timedelta(microseconds=ts),
-            seq,
         )
 
 
@@ -243,7 +240,6 @@ async def _build(admin_url: str, url: str, rows: int, seed: int) -> None:
         await conn.copy_records_to_table("event_log", records=records(), columns=_COLUMNS)
         for index in indexes:
             await conn.execute(index["indexdef"])
-        await conn.execute("UPDATE event_log_sequence SET last_seq = $1 WHERE id = 1", rows)
         await conn.execute("VACUUM ANALYZE event_log")
         meta = {
             "format": FORMAT,

@@ -103,7 +103,7 @@ def _include_object_for(connection: Connection) -> Callable[..., bool]:
     index names (see revision 0003), and the model's objects that this kind of
     database does not have (PostgreSQL has no sequence counter and no index on
     ``seq``; the others no index on ``xid``; see revision 0004)."""
-    dialect = connection.dialect.name
+    dialect = connection.dialect
     present = {str(index.name) for index in indexes_on(dialect)}
 
     def include_object(

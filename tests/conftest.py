@@ -91,9 +91,7 @@ def _admin(url: str, sql: str) -> None:
 def _alone_when_it_restarts_the_server(request: pytest.FixtureRequest) -> None:
     """A test that restarts the shared PostgreSQL server would break the tests other
     pytest-xdist workers run meanwhile: there it skips (CI runs it on its own)."""
-    if request.node.get_closest_marker("server_restart") and os.environ.get(
-        "PYTEST_XDIST_WORKER"
-    ):
+    if request.node.get_closest_marker("server_restart") and os.environ.get("PYTEST_XDIST_WORKER"):
         pytest.skip("restarts the shared PostgreSQL server: run it alone (-m server_restart)")
 
 

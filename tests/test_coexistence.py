@@ -37,7 +37,7 @@ from follow_helpers import take as take_within
 
 pytestmark = pytest.mark.sqlite
 
-MODEL_INDEXES = {str(index.name) for index in indexes_on("sqlite")}
+MODEL_INDEXES = {str(index.name) for index in indexes_on(sqlite_dialect())}
 ORIGINAL_INDEX_NAMES = {
     "idx_event_log_task",
     "idx_event_log_agent",

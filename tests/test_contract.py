@@ -542,6 +542,7 @@ async def test_get_event_returns_none_for_unknown_or_malformed_ids(log: EventLog
 async def test_prune_deletes_old_events_in_batches(backend_url: str) -> None:
     async with EventLogger.open(backend_url, prune_batch_size=10) as log:
         now = datetime.now(UTC)
+
         def at(days: float) -> dict[str, object]:
             return {"event_type": "task.created", "source": "c", "timestamp": now - timedelta(days)}
 
@@ -650,8 +651,13 @@ async def seed_docs(log: EventLogger) -> dict[str, str]:
     """One event per document of DOCS; label by event id."""
     events = await log.log_events(
         [
-            {"event_type": "bid.submitted", "source": label, "data": data,
-             "timestamp": T0 + timedelta(seconds=i), "task_id": f"t{i % 2}"}
+            {
+                "event_type": "bid.submitted",
+                "source": label,
+                "data": data,
+                "timestamp": T0 + timedelta(seconds=i),
+                "task_id": f"t{i % 2}",
+            }
             for i, (label, data) in enumerate(DOCS.items())
         ]
     )
@@ -792,7 +798,9 @@ async def test_follow_with_a_data_filter(log: EventLogger) -> None:
 async def test_histogram_with_a_data_filter(log: EventLogger) -> None:
     await seed_docs(log)
     buckets = await log.get_event_histogram(
-        since=T0, until=T0 + timedelta(minutes=1), every=timedelta(minutes=1),
+        since=T0,
+        until=T0 + timedelta(minutes=1),
+        every=timedelta(minutes=1),
         data_contains={"bid_sats": 42},
     )
     assert sum(b.total for b in buckets) == 2

@@ -49,8 +49,11 @@ async def stored_ids(url: str, ids: list[str]) -> set[str]:
     elif make_url(url).get_backend_name() == "mysql":
         parsed = make_url(url)
         my = await asyncmy.connect(
-            host=parsed.host, port=parsed.port or 3306, user=parsed.username,
-            password=parsed.password or "", database=parsed.database,
+            host=parsed.host,
+            port=parsed.port or 3306,
+            user=parsed.username,
+            password=parsed.password or "",
+            database=parsed.database,
         )
         try:
             async with my.cursor() as cursor:

@@ -67,6 +67,8 @@ PG_INDEXES = NEW_INDEXES - {"ix_event_log_seq"} | {"ix_event_log_xid_id"}
 def head_indexes(url: str) -> set[str]:
     """The indexes on event_log at head for ``url``'s kind of database."""
     return PG_INDEXES if url.startswith("postgresql") else NEW_INDEXES
+
+
 ORIGINAL_INDEXES = {
     "idx_event_log_task",
     "idx_event_log_agent",

@@ -56,9 +56,7 @@ async def test_exclusions(log: EventLogger) -> None:
         "task.created.retry",
         "tool.completed",
     ]
-    assert await types(event_type="tool.*", exclude_source=["noisy", "other"]) == [
-        "tool.completed"
-    ]
+    assert await types(event_type="tool.*", exclude_source=["noisy", "other"]) == ["tool.completed"]
     assert await log.count_events(exclude_event_type="task.*", exclude_source="noisy") == 1
     with pytest.raises(ValueError, match="exclude_event_type"):
         await log.list_events(exclude_event_type="NOT A TYPE")

@@ -195,9 +195,7 @@ def test_module_functions_have_the_original_parameters_in_order() -> None:
 # -- SyncEventLogger, every method ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "backend_url", [SQLITE_MEMORY, SQLITE_FILE, POSTGRES], indirect=True
-)
+@pytest.mark.parametrize("backend_url", [SQLITE_MEMORY, SQLITE_FILE, POSTGRES], indirect=True)
 def test_every_method(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with SyncEventLogger.open(backend_url, prune_batch_size=7) as log:
         assert isinstance(log.engine, AsyncEngine)
@@ -218,8 +216,13 @@ def test_every_method(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> None
         log.flush()
         assert log.get_event(emitted[-1].id) == emitted[-1]
         assert (log.stats.written, log.stats.failed, log.stats.queued) == (24, 0, 0)
-        old = {"id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "event_type": "task.failed",
-               "source": "old", "task_id": "t1", "timestamp": LONG_AGO}
+        old = {
+            "id": "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+            "event_type": "task.failed",
+            "source": "old",
+            "task_id": "t1",
+            "timestamp": LONG_AGO,
+        }
         result = log.import_events(iter([old, old]))
         assert (result.imported, result.already_present) == (1, 1)
 
@@ -236,14 +239,20 @@ def test_every_method(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> None
             cursor = page.next_cursor
         assert len({e.id for e in seen}) == 25
         assert [e.event_type for e in log.get_task_events("t1")] == [
-            "task.failed", "task.created", "tool.called", "tool.called", "tool.called"
+            "task.failed",
+            "task.created",
+            "tool.called",
+            "tool.called",
+            "tool.called",
         ]
         assert len(log.get_agent_events("a1", limit=2)) == 2
         assert len(log.get_recent_events(5, limit=1000)) == 24
         assert log.get_event_summary(5) == {"system.info": 20, "tool.called": 3, "task.created": 1}
         buckets = log.get_event_histogram(
-            since=LONG_AGO - timedelta(minutes=10), until=LONG_AGO + timedelta(minutes=50),
-            every=timedelta(minutes=30), by="event_type",
+            since=LONG_AGO - timedelta(minutes=10),
+            until=LONG_AGO + timedelta(minutes=50),
+            every=timedelta(minutes=30),
+            by="event_type",
         )
         assert [b.counts for b in buckets if b.total] == [{"task.failed": 1}]
 
@@ -509,8 +518,11 @@ def test_module_functions(default_at: str) -> None:
     assert isinstance(created.data, dict)
     assert created.timestamp.tzinfo is not None
     assigned = log_event(
-        event_type=EventType.TASK_ASSIGNED, source="coordinator", task_id="t-1",
-        agent_id="a-1", data={"bid_sats": 420},
+        event_type=EventType.TASK_ASSIGNED,
+        source="coordinator",
+        task_id="t-1",
+        agent_id="a-1",
+        data={"bid_sats": 420},
     )
     bid = log_event("bid.submitted", "a-1", "t-1", "a-1")
     custom = log_event("payment.settled", "bank", data={"sats": 420})  # a custom dotted type
@@ -522,14 +534,21 @@ def test_module_functions(default_at: str) -> None:
     assert list_events() == [custom, bid, assigned, created]
     assert [e.id for e in list_events(event_type="task.assigned")] == [assigned.id]
     assert [e.id for e in list_events(event_type="task.*", source="coordinator")] == [
-        assigned.id, created.id
+        assigned.id,
+        created.id,
     ]
     assert list_events(source="bank") == [custom]
     assert [e.event_type for e in get_recent_events(1)] == [
-        "payment.settled", "bid.submitted", "task.assigned", "task.created"
+        "payment.settled",
+        "bid.submitted",
+        "task.assigned",
+        "task.created",
     ]
     assert get_event_summary(1) == {
-        "task.created": 1, "task.assigned": 1, "bid.submitted": 1, "payment.settled": 1
+        "task.created": 1,
+        "task.assigned": 1,
+        "bid.submitted": 1,
+        "payment.settled": 1,
     }
     default_logger().log_event("task.failed", "c", timestamp=datetime.now(UTC) - timedelta(days=40))
     assert get_recent_events() == get_recent_events(60)
@@ -583,9 +602,10 @@ def test_list_events_offset_reads_on_through_pages(default_at: str) -> None:
     assert list_events(limit=5000) == everything
     assert list_events(limit=10, offset=2495) == everything[2495:]
     assert list_events(limit=10, offset=2500) == []
-    assert list_events(source="a", limit=3, offset=1499) == [
-        e for e in everything if e.source == "a"
-    ][1499:]
+    assert (
+        list_events(source="a", limit=3, offset=1499)
+        == [e for e in everything if e.source == "a"][1499:]
+    )
     assert list_events(limit=0) == []
     for bad in ({"limit": -1}, {"offset": -1}, {"limit": True}, {"offset": 1.5}):
         with pytest.raises(ValueError, match="must be an int >= 0"):

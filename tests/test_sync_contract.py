@@ -167,8 +167,14 @@ def cases(family: list[Any], *ids: str) -> list[Any]:
 
 @pytest.mark.parametrize(
     "override",
-    cases(contract.BAD_EVENTS, "uppercase-type", "source-none", "deep-int-key", "data-too-big",
-          "naive-timestamp"),
+    cases(
+        contract.BAD_EVENTS,
+        "uppercase-type",
+        "source-none",
+        "deep-int-key",
+        "data-too-big",
+        "naive-timestamp",
+    ),
 )
 async def test_invalid_event_is_refused_and_nothing_is_written(
     log: Any, override: dict[str, object]
@@ -200,9 +206,7 @@ async def test_list_events_refuses_bad_arguments(
     ("contains", "expected"),
     cases(contract.CONTAINS_CASES, "int-equals-float", "nested-array-subset", "key-with-quotes"),
 )
-async def test_data_contains(
-    log: Any, contains: dict[str, object], expected: set[str]
-) -> None:
+async def test_data_contains(log: Any, contains: dict[str, object], expected: set[str]) -> None:
     await contract.test_data_contains(log, contains, expected)
 
 
@@ -223,4 +227,3 @@ async def test_bad_data_filters_raise_value_error(
     log: Any, filters: dict[str, Any], message: str
 ) -> None:
     await contract.test_bad_data_filters_raise_value_error(log, filters, message)
-

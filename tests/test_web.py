@@ -715,11 +715,14 @@ class Sse:
             return [line async for line in self._lines]
 
     async def event(self, within: float = 5) -> dict[str, str]:
-        """The next message that is not only a comment (heartbeats are skipped)."""
+        """The next message with data (heartbeats and bare positions are skipped), with
+        ``event_id`` added: the id of the event in its data."""
         async with asyncio.timeout(within):
             while True:
                 fields = await self.next(within)
-                if set(fields) - {"comment", "retry"}:
+                if "data" in fields:
+                    if "event" not in fields:
+                        fields["event_id"] = json.loads(fields["data"])["id"]
                     return fields
 
 
@@ -732,7 +735,9 @@ async def open_stream(
     assert response.headers["content-type"].startswith("text/event-stream")
     sse = Sse(response)
     hello = await sse.next()
-    assert hello == {"retry": "2000", "comment": "connected"}
+    # The position the stream starts from comes first, before any event.
+    assert hello == {"retry": "2000", "id": hello.get("id"), "comment": "connected"}
+    assert hello["id"].startswith("f.")
     return response, sse
 
 
@@ -746,8 +751,8 @@ async def test_stream_sends_events_as_they_commit(log, server):
         ]
         got = [await sse.event() for _ in logged]
         await response.aclose()
-    assert [m["id"] for m in got] == [e.id for e in logged]
-    assert before.id not in {m["id"] for m in got}
+    assert [m["event_id"] for m in got] == [e.id for e in logged]
+    assert before.id not in {m["event_id"] for m in got}
     for message, event in zip(got, logged, strict=True):
         assert "event" not in message  # plain "message" events for EventSource.onmessage
         assert json.loads(message["data"]) == event.model_dump(mode="json") | {
@@ -771,8 +776,8 @@ async def test_stream_filters_and_heartbeats(log, server):
         await log.log_event("tool.called", "a-1", agent_id="a-1", data={"ok": 1})
         await log.log_event("tool.called", "a-2", agent_id="a-2", data={"ok": True})
         failed = await log.log_event("task.failed", "a-1", agent_id="a-1", data={"ok": True})
-        assert (await sse.event())["id"] == wanted.id
-        assert (await sse.event())["id"] == failed.id
+        assert (await sse.event())["event_id"] == wanted.id
+        assert (await sse.event())["event_id"] == failed.id
         # Idle now: the heartbeat (0.2 s here) keeps the connection warm.
         assert await sse.next(within=2) == {"comment": "keep-alive"}
         await response.aclose()
@@ -802,7 +807,7 @@ async def test_stream_takes_every_filter_field(log, server):
             await log.log_event(kind, source, data=data)
         wanted = await log.log_event("tool.called", "a-1", data={"bid": 250, "model": "gpt-4"})
         message = await sse.event()
-        assert message["id"] == wanted.id
+        assert message["event_id"] == wanted.id
         await response.aclose()
 
 
@@ -810,28 +815,83 @@ async def test_stream_resumes_after_last_event_id(log, server):
     async with httpx.AsyncClient(base_url=server, timeout=5) as http:
         response, sse = await open_stream(http, "/stream")
         first = await log.log_event("task.created", "c", task_id="t-1")
-        assert (await sse.event())["id"] == first.id
+        assert (await sse.event())["event_id"] == first.id
         await response.aclose()
 
         # Written while no one listened.
         missed = [await log.log_event("task.started", "c", task_id="t-1") for _ in range(2)]
 
         response, sse = await open_stream(http, "/stream", headers={"Last-Event-ID": first.id})
-        assert [(await sse.event())["id"] for _ in missed] == [e.id for e in missed]
+        assert [(await sse.event())["event_id"] for _ in missed] == [e.id for e in missed]
         live = await log.log_event("task.completed", "c", task_id="t-1")
-        assert (await sse.event())["id"] == live.id
+        assert (await sse.event())["event_id"] == live.id
         await response.aclose()
 
         # The cursor parameter does the same (the page uses it), also with a
         # next_cursor of /events?oldest_first=true.
         response, sse = await open_stream(http, "/stream", params={"cursor": missed[0].id})
-        assert [(await sse.event())["id"] for _ in range(2)] == [missed[1].id, live.id]
+        assert [(await sse.event())["event_id"] for _ in range(2)] == [missed[1].id, live.id]
         await response.aclose()
         # Oldest first: the setup event, first, missed[0]; the cursor points after those.
         page = (await http.get("/events", params={"oldest_first": "true", "limit": 3})).json()
         response, sse = await open_stream(http, "/stream", params={"cursor": page["next_cursor"]})
-        assert [(await sse.event())["id"] for _ in range(2)] == [missed[1].id, live.id]
+        assert [(await sse.event())["event_id"] for _ in range(2)] == [missed[1].id, live.id]
         await response.aclose()
+
+
+async def test_stream_resumes_in_commit_order_from_the_position_it_sent(log, server):
+    from datetime import timedelta
+
+    async with httpx.AsyncClient(base_url=server, timeout=5) as http:
+        response, sse = await open_stream(http, "/stream")
+        first = await log.log_event("task.created", "c")
+        message = await sse.event()
+        assert message["event_id"] == first.id
+        after_first = message["id"]  # the stream's position after `first`
+        # Committed after `first`, but with an earlier timestamp.
+        backdated = await log.log_event(
+            "task.started", "c", timestamp=first.timestamp - timedelta(minutes=5)
+        )
+        third = await log.log_event("task.completed", "c")
+        assert [(await sse.event())["event_id"] for _ in range(2)] == [backdated.id, third.id]
+        await response.aclose()
+
+        # Resuming from the position after `first` misses nothing (by time, it
+        # would skip the backdated event for good); with the header and the parameter.
+        for how in (
+            {"headers": {"Last-Event-ID": after_first}},
+            {"params": {"cursor": after_first}},
+        ):
+            response, sse = await open_stream(http, "/stream", **how)
+            got = [(await sse.event())["event_id"] for _ in range(2)]
+            assert got == [backdated.id, third.id]
+            await response.aclose()
+
+
+async def test_a_client_that_drops_before_its_first_event_resumes_from_the_opening(log, server):
+    async with httpx.AsyncClient(base_url=server, timeout=5) as http:
+        request = http.build_request("GET", "/stream")
+        response = await http.send(request, stream=True)
+        opening = await Sse(response).next()
+        await response.aclose()  # gone before any event
+        missed = [await log.log_event("task.created", "c", data={"i": i}) for i in range(3)]
+        response, sse = await open_stream(http, "/stream", headers={"Last-Event-ID": opening["id"]})
+        assert [(await sse.event())["event_id"] for _ in missed] == [e.id for e in missed]
+        await response.aclose()
+
+
+async def test_stream_refuses_a_position_of_another_kind_of_database(log, server):
+    from event_log._commit_order import SeqPosition, SequenceOrder, encode_cursor
+    from event_log.backends.postgresql import _snapshots as pg
+
+    if log._db.backend.commit_order.kind == pg.SnapshotOrder.kind:
+        other = encode_cursor(SequenceOrder(), SeqPosition(3))
+    else:
+        other = encode_cursor(pg.SnapshotOrder(), pg.SnapshotPosition(pg.Snapshot(5, 9, ())))
+    async with httpx.AsyncClient(base_url=server, timeout=5) as http:
+        refused = await http.get("/stream", params={"cursor": other})
+    assert refused.status_code == 400
+    assert "another kind of database" in refused.json()["detail"]
 
 
 async def test_stream_ends_when_the_logger_closes(log, server):
@@ -839,7 +899,7 @@ async def test_stream_ends_when_the_logger_closes(log, server):
         response, sse = await open_stream(http, "/stream")
         last = await log.log_event("agent.left", "a-1", agent_id="a-1")
         await log.close()
-        assert (await sse.event())["id"] == last.id
+        assert (await sse.event())["event_id"] == last.id
         rest = await sse.rest()
         assert all(line == "" or line.startswith(":") for line in rest)
         await response.aclose()

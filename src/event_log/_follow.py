@@ -128,10 +128,13 @@ class Follower(AsyncIterator[Event]):
         self._listen = listen
         self._rows = read
         self._wake = asyncio.Event()
+        # Set once iteration has begun: cursor is the starting position from then on.
+        self.began = asyncio.Event()
         self._buffer: deque[tuple[Event, FollowPosition]] = deque()
         self._started = False
         self._live: FollowPosition | None = None  # the commit position read up to
         self._yielded: FollowPosition | None = None  # the position after the last yield
+        self._start_position: FollowPosition | None = None
         self._stored_done = True
         self._end: FollowPosition | None = None  # set when the logger closes
         self._finished = False
@@ -175,6 +178,19 @@ class Follower(AsyncIterator[Event]):
         if self._yielded is None:
             return None
         return encode_cursor(self._order, self._yielded)
+
+    @property
+    def start_event_id(self) -> str | None:
+        """The event id the follow was asked to start after (its ``cursor``, when that was
+        neither a follower's cursor nor a ``list_events`` one); None otherwise."""
+        return self._event_id
+
+    @property
+    def start_cursor(self) -> str | None:
+        """Where this follower began (``began`` is set from then on), as a cursor."""
+        if self._start_position is None:
+            return None
+        return encode_cursor(self._order, self._start_position)
 
     async def aclose(self) -> None:
         """Stop following (what ``break`` out of ``async for`` leaves to the collector)."""
@@ -257,7 +273,9 @@ class Follower(AsyncIterator[Event]):
         self._yielded = (
             self._live if self._listed is None else StoredPosition(self._listed, self._live)
         )
+        self._start_position = self._yielded
         self._started = True
+        self.began.set()
 
     async def _read(self, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
         with translate_storage_errors("following events"):

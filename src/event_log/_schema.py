@@ -111,10 +111,10 @@ class JSONText(TypeDecorator[Any]):
         return _backend(dialect).json_loader()
 
 
-# The databases that number rows from event_log_sequence (all but PostgreSQL).
-_NUMBERING_DIALECTS = ("sqlite", "mysql", "mariadb")
-# An index's info key naming the only dialects that have it.
-_ONLY_ON = "only_on"
+# An index's info key: the commit order it serves, by the column that keeps it
+# ("seq": the counter's numbers; "xid": transaction ids). A database has only the
+# index of its own (``Backend.commit_column``).
+_SERVES = "serves_commit_order"
 
 
 def _on_its_dialects(
@@ -128,8 +128,9 @@ def _on_its_dialects(
     compiler: DDLCompiler | None = None,
     checkfirst: bool,
 ) -> bool:
-    """``create_all``'s test: an index limited to some dialects is made only there."""
-    return not isinstance(target, Index) or _exists_on(target, dialect.name)
+    """``create_all``'s test: an index that serves one commit order is made only where
+    the database keeps that one."""
+    return not isinstance(target, Index) or _exists_on(target, dialect)
 
 
 class Base(DeclarativeBase):
@@ -164,10 +165,10 @@ class EventRecord(Base):
         Index("ix_event_log_task_id_timestamp_id", "task_id", "timestamp", "id"),
         Index("ix_event_log_agent_id_timestamp_id", "agent_id", "timestamp", "id"),
         Index("ix_event_log_event_type_timestamp_id", "event_type", "timestamp", "id"),
-        Index("ix_event_log_seq", "seq", unique=True, info={_ONLY_ON: _NUMBERING_DIALECTS}).ddl_if(
+        Index("ix_event_log_seq", "seq", unique=True, info={_SERVES: "seq"}).ddl_if(
             callable_=_on_its_dialects
         ),
-        Index("ix_event_log_xid_id", "xid", "id", info={_ONLY_ON: ("postgresql",)}).ddl_if(
+        Index("ix_event_log_xid_id", "xid", "id", info={_SERVES: "xid"}).ddl_if(
             callable_=_on_its_dialects
         ),
         MYSQL_TABLE_OPTIONS,
@@ -204,16 +205,16 @@ SEQUENCE_TABLE = cast(Table, EventSequence.__table__)
 WRITTEN_COLUMNS: tuple[str, ...] = tuple(c.name for c in EVENT_TABLE.columns if c.name != "xid")
 
 
-def indexes_on(dialect_name: str) -> list[Index]:
-    """The model's indexes that exist on ``dialect_name``'s databases."""
-    return [index for index in EVENT_TABLE.indexes if _exists_on(index, dialect_name)]
+def indexes_on(dialect: Dialect) -> list[Index]:
+    """The model's indexes that exist on ``dialect``'s databases."""
+    return [index for index in EVENT_TABLE.indexes if _exists_on(index, dialect)]
 
 
-def has_sequence_table(dialect_name: str) -> bool:
-    """Whether ``dialect_name``'s databases number rows from ``event_log_sequence``."""
-    return dialect_name in _NUMBERING_DIALECTS
+def has_sequence_table(dialect: Dialect) -> bool:
+    """Whether ``dialect``'s databases number rows from ``event_log_sequence``."""
+    return _backend(dialect).commit_column == "seq"
 
 
-def _exists_on(index: Index, dialect_name: str) -> bool:
-    only = index.info.get(_ONLY_ON)
-    return only is None or dialect_name in only
+def _exists_on(index: Index, dialect: Dialect) -> bool:
+    serves = index.info.get(_SERVES)
+    return serves is None or serves == _backend(dialect).commit_column

@@ -77,8 +77,12 @@ def test_get_task_events():
 
 def test_get_agent_events():
     log_event(EventType.AGENT_JOINED, "registry", agent_id="agent-history")
-    log_event(EventType.AGENT_STATUS_CHANGED, "registry", agent_id="agent-history",
-              data={"status": "busy"})
+    log_event(
+        EventType.AGENT_STATUS_CHANGED,
+        "registry",
+        agent_id="agent-history",
+        data={"status": "busy"},
+    )
     events = get_agent_events("agent-history")
     assert len(events) == 2
     assert events[0].event_type == EventType.AGENT_STATUS_CHANGED

@@ -82,8 +82,10 @@ class Backend(ABC):
     # Alembic's batch mode, for databases whose ALTER TABLE cannot do much.
     render_as_batch: ClassVar[bool] = False
     partitions: Partitions | None = None
-    # How follow() reads rows in commit order: by the counter row's numbers here.
+    # How follow() reads rows in commit order: by the counter row's numbers here,
+    # kept in this column (the schema has the index of this one only).
     commit_order: CommitOrder = SequenceOrder()
+    commit_column: ClassVar[str] = "seq"
     # Whether a logger's followers share a held connection for their reads
     # (``_tail_reads``) instead of taking one from the pool for each.
     holds_follow_connection: ClassVar[bool] = False

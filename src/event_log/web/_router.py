@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import anyio
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
@@ -48,6 +48,8 @@ _MAX_SUMMARY_MINUTES = 366 * 24 * 60
 _STOP_TIMEOUT = 5.0
 # Seconds an unanchored stream (an empty log) waits for follow() to start.
 _SETTLE = 0.1
+# Seconds a stream waits for follow()'s first read to begin before it opens.
+_START_WAIT = 2.0
 # How much of an unknown query parameter's name a 400 repeats.
 _MAX_NAME_SHOWN = 40
 
@@ -146,15 +148,50 @@ async def _refuse_unknown_query(request: Request) -> None:
     raise HTTPException(400, f"unknown query {noun} {names} ({takes})")
 
 
-def _sse(event: Event) -> str:
+def _sse(event: Event, position: str | None) -> str:
     # Compact JSON escapes newlines, so the payload is one `data:` line.
-    return f"id: {event.id}\ndata: {event.model_dump_json()}\n\n"
+    head = "" if position is None else f"id: {position}\n"
+    return f"{head}data: {event.model_dump_json()}\n\n"
+
+
+class _Follower(Protocol):
+    """What the stream uses of the follower ``EventLogger.follow`` returns."""
+
+    began: asyncio.Event
+
+    @property
+    def cursor(self) -> str | None: ...
+
+    @property
+    def start_cursor(self) -> str | None: ...
+
+    def __anext__(self) -> Awaitable[Event]: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _started(follower: _Follower, pending: asyncio.Future[Event]) -> str | None:
+    """The follower's starting position, once its first read has begun (None when
+    that first read failed before it could begin)."""
+    began = asyncio.ensure_future(follower.began.wait())
+    waits: set[asyncio.Future[Any]] = {pending, began}
+    try:
+        await asyncio.wait(waits, timeout=_START_WAIT, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        began.cancel()
+    return follower.start_cursor
 
 
 async def _sse_stream(
-    follower: AsyncIterator[Event], heartbeat: float, *, anchored: bool
+    follower: _Follower, heartbeat: float, *, anchored: bool
 ) -> AsyncIterator[str]:
     """Events as SSE messages, with a comment line after ``heartbeat`` idle seconds.
+
+    Each message's ``id`` is the follower's position after its event, in
+    commit order (:attr:`Follower.cursor`), and the opening message carries
+    the position the stream starts from: a client that reconnects with
+    ``Last-Event-ID`` gets exactly the events it missed, once each, even one
+    that committed late with an earlier timestamp.
 
     The next event is awaited in its own task, so a heartbeat never interrupts a
     fetch. Starlette cancels this generator when the client goes away; ``finally``
@@ -164,13 +201,15 @@ async def _sse_stream(
     """
     pending: asyncio.Task[Event] | None = None
     try:
+        # follow() reads its starting point on the first __anext__: start it, and
+        # tell the client where it starts once it has. (Unanchored, give it a
+        # moment more: see create_router's stream route for why a cursor is better.)
+        pending = asyncio.ensure_future(anext(follower))
+        position = await _started(follower, pending)
         if not anchored:
-            # follow() reads its starting point on the first __anext__; give that a
-            # moment to happen before telling the client it is connected (see
-            # create_router's stream route for why a cursor is better).
-            pending = asyncio.ensure_future(anext(follower))
             await asyncio.wait({pending}, timeout=_SETTLE)
-        yield f"retry: {_RETRY_MS}\n: connected\n\n"
+        head = "" if position is None else f"id: {position}\n"
+        yield f"retry: {_RETRY_MS}\n{head}: connected\n\n"
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(follower))
@@ -187,7 +226,7 @@ async def _sse_stream(
                 # Headers are gone already: tell the client in-band, then end.
                 yield f"event: error\ndata: {ErrorBody(detail=str(exc)).model_dump_json()}\n\n"
                 return
-            yield _sse(event)
+            yield _sse(event, follower.cursor)
     finally:
         with anyio.CancelScope(shield=True):
             aclose = getattr(follower, "aclose", None)
@@ -348,9 +387,11 @@ def create_router(
         responses={
             200: {
                 "description": (
-                    "Server-Sent Events: each message's `id` is the event id and its `data` "
-                    "the event as JSON; comment lines are heartbeats. A message with "
-                    "`event: error` ends the stream."
+                    "Server-Sent Events: each message's `data` is the event as JSON and "
+                    "its `id` the stream's position after it, in commit order (the first "
+                    "message, with no data, carries the position the stream starts from); "
+                    "comment lines are heartbeats. A message with `event: error` ends "
+                    "the stream."
                 ),
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
@@ -358,10 +399,12 @@ def create_router(
         },
         summary="Follow events live (SSE)",
         description=(
-            "Matching events as they commit, in commit order, each once. Resumes after "
+            "Matching events as they commit, in commit order, each once. Resumes from "
             "the `Last-Event-ID` header (the browser's EventSource sends it when it "
-            "reconnects) or the `cursor` parameter: an event id, or a `next_cursor` of "
-            "`/events?oldest_first=true`."
+            "reconnects) or the `cursor` parameter: a position the stream sent as an "
+            "`id` (exactly where it was, in commit order), an event id, or a "
+            "`next_cursor` of `/events?oldest_first=true` (both after that event in "
+            "time order)."
         ),
     )
     async def stream(
@@ -374,12 +417,7 @@ def create_router(
         ] = None,
     ) -> StreamingResponse:
         start = last_event_id or cursor
-        if start is not None and await log.get_event(start) is None:
-            # Not a stored event's id: then it must be a list_events cursor (this
-            # raises InvalidCursorError otherwise). Checked now, while a 400 can
-            # still be sent; follow() itself would only find out once streaming.
-            await log.list_events(cursor=start, newest_first=False, limit=1)
-        elif start is None:
+        if start is None:
             # follow() begins at its first __anext__, which runs only once the
             # response is streaming, and no public call tells when it has begun.
             # Anchoring at the newest stored event makes the events committed in
@@ -387,9 +425,21 @@ def create_router(
             # the stream gives follow() a moment to start (best effort).
             newest = await log.list_events(limit=1)
             start = newest.events[0].id if newest.events else None
+            anchored = start is not None
+        else:
+            anchored = True
+        # A malformed cursor, or one of another kind of database, raises here.
         follower = log.follow(filter=flt, cursor=start)
+        if follower.start_event_id is not None and await log.get_event(start or "") is None:
+            # Neither a cursor nor a stored event's id. Checked now, while a 400
+            # can still be sent; follow() would only find out once streaming.
+            await follower.aclose()
+            raise InvalidCursorError(
+                "cursor must be a position the stream sent, an event id or a "
+                "next_cursor of /events?oldest_first=true"
+            )
         return StreamingResponse(
-            _sse_stream(follower, heartbeat, anchored=start is not None),
+            _sse_stream(follower, heartbeat, anchored=anchored),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -148,6 +148,7 @@ class PostgreSQLBackend(Backend):
     partitions = PostgresPartitions()
     # Transaction ids and snapshots: writers share no counter (see _snapshots).
     commit_order: CommitOrder = SnapshotOrder()
+    commit_column = "xid"
     holds_follow_connection = True
 
     def extra_for(self, driver: str) -> str | None:

@@ -10,7 +10,10 @@ at once when it has been quiet, then at most once every
 everything committed by then, so one wake-up covers every commit before it.
 
 A NOTIFY that fails costs no event: followers also poll. The connection is
-then replaced on the next poke.
+then replaced on the next poke. The NOTIFY is sent by a task on the logger's
+event loop: a caller that blocks that loop after its write (a blocking read
+of stdin, say) holds it back until the loop runs again; closing the logger
+sends whatever is still due.
 """
 
 from __future__ import annotations

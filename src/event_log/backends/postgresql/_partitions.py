@@ -281,7 +281,7 @@ def _create_indexes(connection: Connection, *, partitioned: bool) -> None:
     """The model's indexes on ``event_log``; on a partitioned table unique ones without
     the partition key become plain (PostgreSQL cannot enforce them across partitions)."""
     quote = connection.dialect.identifier_preparer.quote
-    for index in sorted(indexes_on("postgresql"), key=lambda i: str(i.name)):
+    for index in sorted(indexes_on(connection.dialect), key=lambda i: str(i.name)):
         columns = [c.name for c in index.columns]
         unique = bool(index.unique) and (not partitioned or "timestamp" in columns)
         connection.exec_driver_sql(

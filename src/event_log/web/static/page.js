@@ -279,7 +279,9 @@
     stream.onopen = () => { if (source === stream) setStatus("live"); };
     stream.onmessage = (message) => {
       const ev = JSON.parse(message.data);
-      lastId = ev.id;
+      // The stream's position after this event (commit order): resuming from it
+      // misses nothing, not even an event that committed late.
+      lastId = message.lastEventId || ev.id;
       addEvent(ev, true);
       trim();
       updateFeed();
