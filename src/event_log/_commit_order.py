@@ -55,7 +55,6 @@ __all__ = [
     "StoredPosition",
     "decode_cursor",
     "encode_cursor",
-    "is_follow_cursor",
 ]
 
 # Runs a statement with its parameters and returns every row (a follower's read).
@@ -197,18 +196,6 @@ def encode_cursor(order: CommitOrder, position: FollowPosition) -> str:
     ).encode()
     text = base64.urlsafe_b64encode(body).rstrip(b"=").decode()
     return f"{CURSOR_PREFIX}{text}.{_checksum(body)}"
-
-
-def is_follow_cursor(text: str) -> bool:
-    """Whether ``text`` is a follower's cursor (of any kind of database), not an event
-    id or a ``list_events`` cursor."""
-    if not text.startswith(CURSOR_PREFIX) or text.count(".") != 2:
-        return False
-    body, check = text[len(CURSOR_PREFIX) :].split(".")
-    try:
-        return _checksum(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))) == check
-    except (binascii.Error, ValueError):
-        return False
 
 
 def decode_cursor(order: CommitOrder, cursor: str) -> FollowPosition | None:
