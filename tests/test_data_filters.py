@@ -15,8 +15,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from event_log import EventLogger
+from event_log import EventFilter, EventLogger
 from event_log._data_filters import COMPARISONS, OPERATORS
+from event_log._matching import matches
 
 EXAMPLES = 60
 
@@ -139,6 +140,10 @@ async def test_backends_agree_with_the_reference(
     }
     page = await log.list_events(limit=1000, **filters)
     assert {e.task_id for e in page.events} == expected, (docs, contains_filter, where)
+    # The in-memory decision (the live stream's fan-out) agrees, on the events as read back.
+    stored = (await log.list_events(limit=1000, source=tag)).events
+    flt = EventFilter(**{name: value for name, value in filters.items() if value is not None})
+    assert {e.task_id for e in stored if matches(flt, e)} == expected
     assert await log.count_events(**filters) == len(expected)
 
 
