@@ -65,7 +65,9 @@ def _contains(document: Any, wanted: Any) -> bool:
     if _kind(document) != _kind(wanted):
         return False
     if isinstance(wanted, dict):
-        return all(key in document and _contains(document[key], value) for key, value in wanted.items())
+        return all(
+            key in document and _contains(document[key], value) for key, value in wanted.items()
+        )
     if isinstance(wanted, list):
         return all(any(_contains(item, element) for item in document) for element in wanted)
     return bool(document == wanted)
