@@ -9,6 +9,7 @@ the same fields, and ``data_contains``/``data_where`` by jsonb's rules as
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from ._data_filters import COMPARISONS, Comparison
@@ -58,6 +59,24 @@ def _kind(value: Any) -> str:
     return "object" if isinstance(value, dict) else "array"
 
 
+def _numbers(value: int | float, wanted: int | float) -> tuple[Any, Any]:
+    """Two JSON numbers as jsonb compares them: the decimals their JSON texts name.
+
+    A float is written as its shortest text (``repr``), which jsonb keeps as an exact
+    decimal, and PostgreSQL gives a whole one back as an integer: ``1e23`` returns as
+    ``10**23``, which Python finds unequal to the float ``1e23`` (its binary value is
+    ``99999999999999991611392``). Two ints, or two floats (whose shortest texts are
+    in their order), compare as they are.
+    """
+    if isinstance(value, float) == isinstance(wanted, float):
+        return value, wanted
+    return _decimal(value), _decimal(wanted)
+
+
+def _decimal(number: int | float) -> Decimal:
+    return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+
+
 def _contains(document: Any, wanted: Any) -> bool:
     """jsonb ``document @> wanted``: objects by their keys, recursively; an array
     contains another when each of the other's elements is contained in one of its
@@ -70,6 +89,8 @@ def _contains(document: Any, wanted: Any) -> bool:
         )
     if isinstance(wanted, list):
         return all(any(_contains(item, element) for item in document) for element in wanted)
+    if _kind(wanted) == "number":
+        document, wanted = _numbers(document, wanted)
     return bool(document == wanted)
 
 
@@ -79,6 +100,9 @@ def _compares(document: Any, comparison: Comparison) -> bool:
     if not isinstance(document, dict) or comparison.key not in document:
         return False
     value = document[comparison.key]
-    if _kind(value) != _kind(comparison.value):
+    wanted = comparison.value
+    if _kind(value) != _kind(wanted):
         return False
-    return bool(COMPARISONS[comparison.op](value, comparison.value))
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool):
+        value, wanted = _numbers(value, wanted)
+    return bool(COMPARISONS[comparison.op](value, wanted))
