@@ -13,27 +13,27 @@ mountable ``APIRouter`` cannot register exception handlers on its host's app:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
 from event_log import Event, EventLogger, InvalidCursorError, LoggerClosedError, Page, StorageError
 
+from ._fanout import DEFAULT_MAX_LAG, DEFAULT_MAX_STREAMS, StreamHub, StreamLimitError
 from ._models import ErrorBody, Summary
 from ._page import render_page
 from ._query import FilterDep
+from ._sse import StreamResponse
 
-__all__ = ["DEFAULT_HEARTBEAT", "create_router", "serves_html"]
+__all__ = ["DEFAULT_HEARTBEAT", "build_router", "create_router", "serves_html"]
 
 _log = logging.getLogger("event_log.web")
 
@@ -41,15 +41,7 @@ _log = logging.getLogger("event_log.web")
 # and lets the server notice a vanished client (a failed write) on servers that
 # do not report disconnects.
 DEFAULT_HEARTBEAT = 15.0
-# The browser's wait before reconnecting a dropped stream, in milliseconds.
-_RETRY_MS = 2000
 _MAX_SUMMARY_MINUTES = 366 * 24 * 60
-# Seconds a stopped stream waits for its follower's fetch in flight to finish.
-_STOP_TIMEOUT = 5.0
-# Seconds an unanchored stream (an empty log) waits for follow() to start.
-_SETTLE = 0.1
-# Seconds a stream waits for follow()'s first read to begin before it opens.
-_START_WAIT = 2.0
 # How much of an unknown query parameter's name a 400 repeats.
 _MAX_NAME_SHOWN = 40
 
@@ -148,107 +140,24 @@ async def _refuse_unknown_query(request: Request) -> None:
     raise HTTPException(400, f"unknown query {noun} {names} ({takes})")
 
 
-def _sse(event: Event, position: str | None) -> str:
-    # Compact JSON escapes newlines, so the payload is one `data:` line.
-    head = "" if position is None else f"id: {position}\n"
-    return f"{head}data: {event.model_dump_json()}\n\n"
-
-
-class _Follower(Protocol):
-    """What the stream uses of the follower ``EventLogger.follow`` returns."""
-
-    began: asyncio.Event
-
-    @property
-    def cursor(self) -> str | None: ...
-
-    @property
-    def start_cursor(self) -> str | None: ...
-
-    def __anext__(self) -> Awaitable[Event]: ...
-
-    async def aclose(self) -> None: ...
-
-
-async def _started(follower: _Follower, pending: asyncio.Future[Event]) -> str | None:
-    """The follower's starting position, once its first read has begun (None when
-    that first read failed before it could begin)."""
-    began = asyncio.ensure_future(follower.began.wait())
-    waits: set[asyncio.Future[Any]] = {pending, began}
-    try:
-        await asyncio.wait(waits, timeout=_START_WAIT, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        began.cancel()
-    return follower.start_cursor
-
-
-async def _sse_stream(
-    follower: _Follower, heartbeat: float, *, anchored: bool
-) -> AsyncIterator[str]:
-    """Events as SSE messages, with a comment line after ``heartbeat`` idle seconds.
-
-    Each message's ``id`` is the follower's position after its event, in
-    commit order (:attr:`Follower.cursor`), and the opening message carries
-    the position the stream starts from: a client that reconnects with
-    ``Last-Event-ID`` gets exactly the events it missed, once each, even one
-    that committed late with an earlier timestamp.
-
-    The next event is awaited in its own task, so a heartbeat never interrupts a
-    fetch. Starlette cancels this generator when the client goes away; ``finally``
-    then stops the follower and lets a fetch in flight finish rather than
-    cancelling it: on in-memory SQLite a read cancelled mid-query loses the whole
-    database (see tests/test_cancellation.py), so cancelling is the last resort.
-    """
-    pending: asyncio.Task[Event] | None = None
-    try:
-        # follow() reads its starting point on the first __anext__: start it, and
-        # tell the client where it starts once it has. (Unanchored, give it a
-        # moment more: see create_router's stream route for why a cursor is better.)
-        pending = asyncio.ensure_future(anext(follower))
-        position = await _started(follower, pending)
-        if not anchored:
-            await asyncio.wait({pending}, timeout=_SETTLE)
-        head = "" if position is None else f"id: {position}\n"
-        yield f"retry: {_RETRY_MS}\n{head}: connected\n\n"
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(anext(follower))
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat)
-            if not done:
-                yield ": keep-alive\n\n"
-                continue
-            task, pending = pending, None
-            try:
-                event = task.result()
-            except StopAsyncIteration:  # the logger closed: the stream ends
-                return
-            except (InvalidCursorError, StorageError, LoggerClosedError) as exc:
-                # Headers are gone already: tell the client in-band, then end.
-                yield f"event: error\ndata: {ErrorBody(detail=str(exc)).model_dump_json()}\n\n"
-                return
-            yield _sse(event, follower.cursor)
-    finally:
-        with anyio.CancelScope(shield=True):
-            aclose = getattr(follower, "aclose", None)
-            if aclose is not None:
-                await aclose()
-            if pending is not None:
-                # A stopped follower returns within one poll interval.
-                await asyncio.wait({pending}, timeout=_STOP_TIMEOUT)
-                if not pending.done():
-                    pending.cancel()
-                    await asyncio.wait({pending}, timeout=_STOP_TIMEOUT)
-                if pending.done() and not pending.cancelled():
-                    pending.exception()  # retrieved: a late failure is not worth a warning
-
-
 def create_router(
-    log: EventLogger, *, prefix: str = "", heartbeat: float = DEFAULT_HEARTBEAT
+    log: EventLogger,
+    *,
+    prefix: str = "",
+    heartbeat: float = DEFAULT_HEARTBEAT,
+    max_streams: int = DEFAULT_MAX_STREAMS,
+    max_lag: int = DEFAULT_MAX_LAG,
 ) -> APIRouter:
     """An ``APIRouter`` serving ``log``'s events as JSON, as SSE and as a live page.
 
     Mount it with ``app.include_router(create_router(log, prefix="/events-ui"))``.
     ``heartbeat`` is the seconds between SSE keep-alive comments on an idle stream.
+
+    Every stream of the router shares one tail of the log (one follower, each
+    event encoded once). ``max_streams`` caps the open streams (past it, a 503
+    with ``Retry-After``); a client more than ``max_lag`` events behind is sent
+    a ``lagged`` message naming its position and disconnected. The tail runs
+    from the first stream until ``log`` closes.
 
     The router checks no credentials: it answers whoever reaches the host app.
     To let only some callers read the audit trail, give ``include_router`` the
@@ -268,6 +177,12 @@ def create_router(
     """
     if not heartbeat > 0:
         raise ValueError("heartbeat must be > 0 seconds")
+    hub = StreamHub(log, heartbeat=heartbeat, max_streams=max_streams, max_lag=max_lag)
+    return build_router(log, hub, prefix=prefix)
+
+
+def build_router(log: EventLogger, hub: StreamHub, *, prefix: str = "") -> APIRouter:
+    """The router of :func:`create_router`, its streams fed by ``hub``."""
     register_url_convertor(_ANY_TEXT, _AnyTextConvertor())
     router = APIRouter(
         prefix=prefix,
@@ -383,7 +298,7 @@ def create_router(
 
     @router.get(
         "/stream",
-        response_class=StreamingResponse,
+        response_class=StreamResponse,
         responses={
             200: {
                 "description": (
@@ -415,34 +330,12 @@ def create_router(
         last_event_id: Annotated[
             str | None, Header(description="The id of the last event received.")
         ] = None,
-    ) -> StreamingResponse:
-        start = last_event_id or cursor
-        if start is None:
-            # follow() begins at its first __anext__, which runs only once the
-            # response is streaming, and no public call tells when it has begun.
-            # Anchoring at the newest stored event makes the events committed in
-            # between replay instead of vanish. An empty log has no anchor: then
-            # the stream gives follow() a moment to start (best effort).
-            newest = await log.list_events(limit=1)
-            start = newest.events[0].id if newest.events else None
-            anchored = start is not None
-        else:
-            anchored = True
-        # A malformed cursor, or one of another kind of database, raises here.
-        follower = log.follow(filter=flt, cursor=start)
-        if follower.start_event_id is not None and await log.get_event(start or "") is None:
-            # Neither a cursor nor a stored event's id. Checked now, while a 400
-            # can still be sent; follow() would only find out once streaming.
-            await follower.aclose()
-            raise InvalidCursorError(
-                "cursor must be a position the stream sent, an event id or a "
-                "next_cursor of /events?oldest_first=true"
-            )
-        return StreamingResponse(
-            _sse_stream(follower, heartbeat, anchored=anchored),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+    ) -> Response:
+        try:
+            sub = await hub.subscribe(flt, last_event_id or cursor)
+        except StreamLimitError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+        return StreamResponse(hub, sub)
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request) -> HTMLResponse:
