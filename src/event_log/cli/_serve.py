@@ -50,11 +50,59 @@ def _missing_module(exc: BaseException | None) -> str | None:
     help="Serve a non-loopback interface without a token: anyone who can reach the port "
     "can read the audit trail.",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Open connections at most; past it a client gets a 503 with Retry-After.",
+)
+@click.option(
+    "--max-streams",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Live streams (/stream) at most; past it a 503 with Retry-After.",
+)
+@click.option(
+    "--max-lag",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Events a stream client may fall behind before it is sent a 'lagged' message "
+    "naming where to resume, and disconnected.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection may take to send a whole request head.",
+)
+@click.option(
+    "--keep-alive",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds an idle connection is kept open between requests.",
+)
 @pass_settings
 def serve(
-    settings: Settings, host: str, port: int, token: str | None, insecure_no_auth: bool
+    settings: Settings,
+    host: str,
+    port: int,
+    token: str | None,
+    insecure_no_auth: bool,
+    max_connections: int,
+    max_streams: int,
+    max_lag: int,
+    header_timeout: float,
+    keep_alive: float,
 ) -> None:
-    """Serve the events API and the live page (needs the web extra: event-log[web])."""
+    """Serve the events API and the live page (needs the web extra: event-log[web]).
+
+    Runs until Ctrl-C or SIGTERM, which end every open stream with a last comment.
+    """
     ctx = click.get_current_context()
     try:
         # serve_web runs uvicorn, which event_log.web itself does not import.
@@ -106,5 +154,10 @@ def serve(
             port=port,
             token=token,
             insecure_no_auth=insecure_no_auth,
+            max_connections=max_connections,
+            max_streams=max_streams,
+            max_lag=max_lag,
+            header_timeout=header_timeout,
+            keep_alive=keep_alive,
             read_only=True,
         )
