@@ -3,22 +3,32 @@ through psycopg 3, and with event_log partitioned by day), MariaDB.
 
 PostgreSQL tests use ``$EVENT_LOG_TEST_POSTGRES_URL`` (an SQLAlchemy asyncpg URL
 of a database the tests may create databases from; default
-``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``). The session makes a
-fresh database and every test starts from an empty ``public`` schema. The
-``postgres-psycopg`` backend is that database with the URL's driver swapped.
+``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``). MariaDB tests use
+``$EVENT_LOG_TEST_MARIADB_URL`` (an SQLAlchemy asyncmy URL of a user who may
+create databases; default ``mysql+asyncmy://root@127.0.0.1:3306/test``).
 
-MariaDB tests use ``$EVENT_LOG_TEST_MARIADB_URL`` (an SQLAlchemy asyncmy URL of
-a user who may create databases; default
-``mysql+asyncmy://root@127.0.0.1:3306/test``). The session makes a fresh
-database and every test starts from it empty (dropped and created again).
+Each test session (each pytest-xdist worker) makes its own databases and drops
+them at the end:
 
-Without a reachable server the tests skip, except under ``CI=true``, where they fail.
+- one per server for the tests that need an empty database (``backend_url``,
+  ``migratable_url`` and the like): every such test starts from an empty
+  ``public`` schema on PostgreSQL, from a database dropped and created again on
+  MariaDB;
+- one per server and layout kept at the newest revision, for ``head_url`` (and
+  so ``log``): every such test starts with ``event_log`` emptied and the rest as
+  the upgrade left it (see ``head_databases.py``). File SQLite is a copy of a
+  file migrated once.
+
+The ``postgres-psycopg`` backend is PostgreSQL's database with the URL's driver
+swapped. Without a reachable server the tests skip, except under ``CI=true``,
+where they fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +42,7 @@ import sqlalchemy.exc
 from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, upgrade
+from head_databases import AdminLoop, HeadDatabase, MariadbHead, PostgresHead, mariadb_create
 
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -158,10 +169,6 @@ def _mariadb_admin(url: str, *statements: str) -> None:
         pool.submit(asyncio.run, _mariadb_admin_async(url, list(statements))).result()
 
 
-def _mariadb_create(name: str) -> str:
-    return f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
-
-
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
     """A fresh MariaDB database for this test session, dropped at the end."""
@@ -178,7 +185,7 @@ def mariadb_url() -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     name = f"event_log_test_{uuid.uuid4().hex[:12]}"
-    _mariadb_admin(admin_url, _mariadb_create(name))
+    _mariadb_admin(admin_url, mariadb_create(name))
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -187,7 +194,7 @@ def mariadb_url() -> Iterator[str]:
 
 def _reset_mariadb(url: str) -> None:
     name = make_url(url).database
-    _mariadb_admin(url, f"DROP DATABASE IF EXISTS `{name}`", _mariadb_create(f"{name}"))
+    _mariadb_admin(url, f"DROP DATABASE IF EXISTS `{name}`", mariadb_create(f"{name}"))
 
 
 def _partition(url: str, by: str = "day") -> None:
@@ -296,8 +303,80 @@ def mariadb_only_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _backend_url(request.param, request, tmp_path)
 
 
+@pytest.fixture(scope="session")
+def admin_loop() -> Iterator[AdminLoop]:
+    """The event loop (in a thread) that holds the head databases' admin connections."""
+    loop = AdminLoop()
+    yield loop
+    loop.close()
+
+
+def _kept_at_head(loop: AdminLoop, head: HeadDatabase) -> Iterator[HeadDatabase]:
+    try:
+        yield head
+    finally:
+        loop.run(head.drop())
+
+
+@pytest.fixture(scope="session")
+def _postgres_head(postgres_url: str, admin_loop: AdminLoop) -> Iterator[HeadDatabase]:
+    """This session's PostgreSQL database at head (built at the first reset)."""
+    name = f"{make_url(postgres_url).database}_head"
+    yield from _kept_at_head(admin_loop, PostgresHead(postgres_url, name, partition=None))
+
+
+@pytest.fixture(scope="session")
+def _postgres_day_head(postgres_url: str, admin_loop: AdminLoop) -> Iterator[HeadDatabase]:
+    """This session's PostgreSQL database at head, event_log partitioned by day."""
+    name = f"{make_url(postgres_url).database}_day"
+    yield from _kept_at_head(admin_loop, PostgresHead(postgres_url, name, partition="day"))
+
+
+@pytest.fixture(scope="session")
+def _mariadb_head(mariadb_url: str, admin_loop: AdminLoop) -> Iterator[HeadDatabase]:
+    """This session's MariaDB database at head."""
+    name = f"{make_url(mariadb_url).database}_head"
+    yield from _kept_at_head(admin_loop, MariadbHead(mariadb_url, name))
+
+
+@pytest.fixture(scope="session")
+def _sqlite_head_file(tmp_path_factory: pytest.TempPathFactory, admin_loop: AdminLoop) -> Path:
+    """An SQLite file that upgrade() brought to head, for each test to copy."""
+    path = tmp_path_factory.mktemp("sqlite-head") / "events.db"
+    admin_loop.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    # Everything is in the file itself: the last connection's close checkpointed the WAL.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["events.db"]
+    return path
+
+
+_HEADS = {
+    "postgres": "_postgres_head",
+    "postgres-psycopg": "_postgres_head",
+    "postgres-partitioned": "_postgres_day_head",
+    "mariadb": "_mariadb_head",
+}
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def head_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database at the newest revision with no events, on each backend in turn
+    (``postgres-partitioned``: event_log partitioned by day). In-memory SQLite lives
+    only as long as its connection: that one is empty, and opening a logger migrates it."""
+    name = request.param
+    if name == "sqlite-memory":
+        return "sqlite+aiosqlite://"
+    if name == "sqlite-file":
+        path = tmp_path / "events.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_head_file"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    head: HeadDatabase = request.getfixturevalue(_HEADS[name])
+    request.getfixturevalue("admin_loop").run(head.reset())
+    return psycopg_url(head.url) if name == "postgres-psycopg" else head.url
+
+
 @pytest.fixture
-async def log(backend_url: str) -> AsyncIterator[EventLogger]:
-    """An open logger with the schema migrated, on each backend in turn."""
-    async with EventLogger.open(backend_url) as logger:
+async def log(head_url: str) -> AsyncIterator[EventLogger]:
+    """An open logger on a database at head (opening migrates: a no-op there, except on
+    in-memory SQLite), on each backend in turn."""
+    async with EventLogger.open(head_url) as logger:
         yield logger
