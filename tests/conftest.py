@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, upgrade
 from head_databases import AdminLoop, HeadDatabase, MariadbHead, PostgresHead, mariadb_create
+from slow_first import order_slow_first
 
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -96,6 +97,11 @@ def _admin(url: str, sql: str) -> None:
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, _admin_async(url, sql)).result()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest tests start first, spread over the pytest-xdist workers."""
+    order_slow_first(items)
 
 
 @pytest.fixture(autouse=True)
