@@ -8,7 +8,8 @@ of a database the tests may create databases from; default
 create databases; default ``mysql+asyncmy://root@127.0.0.1:3306/test``).
 
 Each test session (each pytest-xdist worker) makes its own databases and drops
-them at the end:
+them at the end (a later session drops those of one that was killed, see
+``scratch_databases.py``):
 
 - one per server for the tests that need an empty database (``backend_url``,
   ``migratable_url`` and the like): every such test starts from an empty
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 
 from event_log import EventLogger, upgrade
 from head_databases import AdminLoop, HeadDatabase, MariadbHead, PostgresHead, mariadb_create
+from scratch_databases import LIKE, leftovers, session_database_name
 from slow_first import order_slow_first
 
 PG_ENV = "EVENT_LOG_TEST_POSTGRES_URL"
@@ -82,21 +83,25 @@ def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _admin_async(url: str, sql: str) -> None:
+async def _admin_async(url: str, sql: str, fetch: bool = False) -> list[str]:
     conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
     try:
+        if fetch:
+            return [str(row[0]) for row in await conn.fetch(sql)]
         await conn.execute(sql)
+        return []
     finally:
         await conn.close()
 
 
-def _admin(url: str, sql: str) -> None:
-    """Run one admin statement on a private loop in a worker thread.
+def _admin(url: str, sql: str, fetch: bool = False) -> list[str]:
+    """Run one admin statement on a private loop in a worker thread (with ``fetch``,
+    the first column of its rows).
 
     A thread keeps ``asyncio.run`` away from the loop pytest-asyncio manages.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _admin_async(url, sql)).result()
+        return pool.submit(asyncio.run, _admin_async(url, sql, fetch)).result()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -120,7 +125,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    """A fresh PostgreSQL database for this test session, dropped at the end (and the
+    databases of sessions that were killed, see ``scratch_databases.py``)."""
     admin_url = os.environ.get(PG_ENV, PG_DEFAULT)
     try:
         _admin(admin_url, "SELECT 1")
@@ -132,7 +138,10 @@ def postgres_url() -> Iterator[str]:
         if _in_ci():
             pytest.fail(message)
         pytest.skip(message)
-    name = f"event_log_test_{uuid.uuid4().hex[:12]}"
+    listed = _admin(admin_url, f"SELECT datname FROM pg_database WHERE datname LIKE '{LIKE}'", True)
+    for stale in leftovers(listed, make_url(admin_url).host):
+        _admin(admin_url, f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+    name = session_database_name()
     _admin(admin_url, f'CREATE DATABASE "{name}"')
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
@@ -149,7 +158,7 @@ def psycopg_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
-async def _mariadb_admin_async(url: str, statements: list[str]) -> None:
+async def _mariadb_admin_async(url: str, statements: list[str]) -> list[str]:
     parsed = make_url(url)
     conn = await asyncmy.connect(
         host=parsed.host or "127.0.0.1",
@@ -165,19 +174,22 @@ async def _mariadb_admin_async(url: str, statements: list[str]) -> None:
             await cursor.execute("SET SESSION lock_wait_timeout = 30")
             for sql in statements:
                 await cursor.execute(sql)
+            return [str(row[0]) for row in await cursor.fetchall() or []]
     finally:
         conn.close()
 
 
-def _mariadb_admin(url: str, *statements: str) -> None:
-    """Run admin statements on a private loop in a worker thread (see ``_admin``)."""
+def _mariadb_admin(url: str, *statements: str) -> list[str]:
+    """Run admin statements on a private loop in a worker thread (see ``_admin``): the
+    first column of the last one's rows."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, _mariadb_admin_async(url, list(statements))).result()
+        return pool.submit(asyncio.run, _mariadb_admin_async(url, list(statements))).result()
 
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
-    """A fresh MariaDB database for this test session, dropped at the end."""
+    """A fresh MariaDB database for this test session, dropped at the end (and the
+    databases of sessions that were killed, see ``scratch_databases.py``)."""
     admin_url = os.environ.get(MARIADB_ENV, MARIADB_DEFAULT)
     try:
         _mariadb_admin(admin_url, "SELECT 1")
@@ -190,7 +202,10 @@ def mariadb_url() -> Iterator[str]:
         if _in_ci():
             pytest.fail(message)
         pytest.skip(message)
-    name = f"event_log_test_{uuid.uuid4().hex[:12]}"
+    listed = _mariadb_admin(admin_url, f"SHOW DATABASES LIKE '{LIKE}'")
+    for stale in leftovers(listed, make_url(admin_url).host):
+        _mariadb_admin(admin_url, f"DROP DATABASE IF EXISTS `{stale}`")
+    name = session_database_name()
     _mariadb_admin(admin_url, mariadb_create(name))
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
