@@ -54,7 +54,9 @@ __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_LAG",
     "DEFAULT_MAX_STREAMS",
+    "FINAL_WAIT",
     "LAGGED_EVENT",
+    "LAGGED_WAIT",
     "Frame",
     "StreamHub",
     "StreamLimitError",
@@ -68,6 +70,11 @@ DEFAULT_MAX_LAG = 2000
 DEFAULT_HISTORY = 10_000
 # The SSE event name of the message that ends a stream whose client fell behind.
 LAGGED_EVENT = "lagged"
+# Seconds the last message of a stream may take to reach its client: a client
+# that is not reading is let go without it. A client cut off for lagging may
+# still be reading slowly, so it gets longer; a stopping server cannot wait.
+LAGGED_WAIT = 10.0
+FINAL_WAIT = 1.0
 # Seconds a subscription waits for its own follower's first read to begin.
 _START_WAIT = 5.0
 # Seconds a stopped follower of a subscription gets to finish a read in flight.
@@ -118,6 +125,7 @@ class Subscription:
         self.sent_position: str | None = None  # the position after the last frame sent
         self._handed: str | None = None  # the position after the bytes handed out last
         self.ending: bytes | None = None  # the last message, once the stream must end
+        self.ending_wait = FINAL_WAIT  # seconds that last message may take to be sent
         self._heartbeat_due = False
         self._active = False  # sent something since the last heartbeat tick
         self._interrupt: Callable[[], object] | None = None
@@ -148,19 +156,28 @@ class Subscription:
                     cursor=position,
                 ),
                 interrupt=True,
+                wait=LAGGED_WAIT,
             )
             return
         self._queue.append(frame)
         self._wake.set()
+        if len(self._queue) * 2 >= self._max_lag:
+            self._hub.crowded = True
 
-    def end(self, message: bytes, *, interrupt: bool = False) -> None:
-        """End the stream with ``message`` (the first end wins); ``interrupt`` also stops
-        a write the client is not reading."""
+    def end(self, message: bytes, *, interrupt: bool = False, wait: float = FINAL_WAIT) -> None:
+        """End the stream with ``message`` (the first end wins), which may take ``wait``
+        seconds to send; ``interrupt`` also stops a write the client is not reading."""
         if self.ending is not None:
             return
         self.ending = message
+        self.ending_wait = wait
         self._wake.set()
         if interrupt and self._interrupt is not None:
+            self._interrupt()
+
+    def hurry(self) -> None:
+        """Stop whatever is being sent now, the last message included (the server stops)."""
+        if self._interrupt is not None:
             self._interrupt()
 
     def tick(self) -> None:
@@ -360,6 +377,7 @@ class StreamHub:
         self._ticker: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self._failure: BaseException | None = None
+        self.crowded = False  # a client's buffer is half full: let writers run
         self._closed = False  # the logger closed: no more streams
         self._shut = False  # the server is shutting down: no more streams
 
@@ -407,6 +425,7 @@ class StreamHub:
         self._shut = True
         for sub in self._all():
             sub.end(_SHUTDOWN, interrupt=True)
+            sub.hurry()
 
     # -- what subscriptions ask ----------------------------------------------------
 
@@ -515,6 +534,11 @@ class StreamHub:
             event = await first
             while True:
                 self._publish(event, follower.cursor)
+                if self.crowded:
+                    # A page of events is published without a pause; when a client's
+                    # buffer is half full, its writer gets a turn before the next.
+                    self.crowded = False
+                    await asyncio.sleep(0)
                 event = await anext(follower)
         except StopAsyncIteration:
             self._closed = True

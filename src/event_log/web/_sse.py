@@ -19,13 +19,10 @@ from starlette.types import Receive, Scope, Send
 
 from ._fanout import StreamHub, Subscription
 
-__all__ = ["FINAL_WAIT", "RETRY_MS", "StreamResponse"]
+__all__ = ["RETRY_MS", "StreamResponse"]
 
 # The browser's wait before reconnecting a dropped stream, in milliseconds.
 RETRY_MS = 2000
-# Seconds the last message of a stream may take to reach a client: one that is
-# not reading is let go without it.
-FINAL_WAIT = 1.0
 
 
 class StreamResponse(Response):
@@ -63,8 +60,8 @@ class StreamResponse(Response):
             if not gone.is_set():
                 # Bounded: a client that is not reading is let go without it.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(FINAL_WAIT):
-                        await send(_body(sub.ending or b"", more=False))
+                    async with asyncio.timeout(sub.ending_wait):
+                        await _send_body(send, sub, sub.ending or b"", more=False)
         finally:
             watcher.cancel()
             await self._hub.release(sub)
@@ -74,9 +71,9 @@ def _body(data: bytes, *, more: bool = True) -> Any:
     return {"type": "http.response.body", "body": data, "more_body": more}
 
 
-async def _send_body(send: Send, sub: Subscription, data: bytes) -> bool:
+async def _send_body(send: Send, sub: Subscription, data: bytes, *, more: bool = True) -> bool:
     """Send ``data``; False if the hub stopped the write (the stream is ending)."""
-    write = asyncio.ensure_future(send(_body(data)))
+    write = asyncio.ensure_future(send(_body(data, more=more)))
     sub.while_sending(write.cancel)
     try:
         await asyncio.wait({write})
