@@ -10,7 +10,7 @@ idle, a heartbeat.
 
 Positions: a frame's ``id`` is the hub's follower cursor after its event, a
 place in the database's commit order. The hub keeps its last ``history``
-frames, so a client that resumes from one of their positions (a reconnect
+frames (at most ``HISTORY_BYTES`` of them, encoded), so a client that resumes from one of their positions (a reconnect
 after a dropped connection, or after being cut off for lagging) is served
 from memory, exactly the frames it missed. A position the hub does not hold
 (older, or sent by another server), an event id and a ``list_events``
@@ -68,6 +68,8 @@ _log = logging.getLogger("event_log.web")
 DEFAULT_MAX_STREAMS = 1000
 DEFAULT_MAX_LAG = 2000
 DEFAULT_HISTORY = 10_000
+# The held frames' encoded size at most (events carry up to their data limit each).
+HISTORY_BYTES = 64 * 2**20
 # The SSE event name of the message that ends a stream whose client fell behind.
 LAGGED_EVENT = "lagged"
 # Seconds the last message of a stream may take to reach its client: a client
@@ -365,6 +367,7 @@ class StreamHub:
         self.max_lag = max_lag
         self._history_size = max(history, max_lag)
         self._history: deque[Frame] = deque()
+        self._history_bytes = 0
         self._positions: dict[str, int] = {}  # a held frame's position -> its index
         # Where the tail began, before its first held frame (until that one leaves).
         self._origin: tuple[str, int] | None = None
@@ -560,6 +563,7 @@ class StreamHub:
     def _restart_at(self, start: str) -> None:
         """The tail (re)starts at a position it did not end at: nothing held follows it."""
         self._history.clear()
+        self._history_bytes = 0
         self._positions.clear()
         self._origin = (start, self._next_index - 1)
         self.position = start
@@ -570,9 +574,14 @@ class StreamHub:
         self._next_index += 1
         frame = Frame(index, event, position, encode_frame(event, position))
         self._history.append(frame)
+        self._history_bytes += len(frame.sse)
         self._positions[position] = index
-        if len(self._history) > self._history_size:
-            self._positions.pop(self._history.popleft().position, None)
+        while len(self._history) > self._history_size or (
+            self._history_bytes > HISTORY_BYTES and len(self._history) > 1
+        ):
+            old = self._history.popleft()
+            self._history_bytes -= len(old.sse)
+            self._positions.pop(old.position, None)
             self._origin = None
         self.position = position
         for flt, subs in list(self._groups.values()):
