@@ -140,7 +140,7 @@ class Base(DeclarativeBase):
 
 
 class EventRecord(Base):
-    """One row of ``event_log`` (ADR 017's seven columns)."""
+    """One row of ``event_log`` (the original design's seven columns, and more)."""
 
     __tablename__ = "event_log"
 

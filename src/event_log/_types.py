@@ -1,4 +1,4 @@
-"""Event types: the ADR's well-known names plus the rule any custom type must follow."""
+"""Event types: the swarm's well-known names plus the rule any custom type must follow."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+")
 
 
 class EventType(StrEnum):
-    """The event types the swarm itself emits (ADR 017, extended)."""
+    """The event types the swarm itself emits: the original design's names, and more."""
 
     TASK_CREATED = "task.created"
     TASK_BIDDING = "task.bidding"

@@ -1,6 +1,6 @@
 """A standard-library ``logging.Handler`` that records warnings and errors as events.
 
-ADR 017 has the coordinator log "system warnings and errors"; most of those are
+A coordinator logs its system warnings and errors too; most of those are
 raised deep inside code that only knows the :mod:`logging` module. Attaching
 :class:`EventLogHandler` to a logger turns every record at or above its level
 into a ``system.warning`` / ``system.error`` event (``system.info`` below

@@ -1,4 +1,4 @@
-"""A reference coordinator: a small async swarm that logs its whole lifecycle (ADR 017).
+"""A reference coordinator: a small async swarm that logs its whole lifecycle.
 
 It shows what "the coordinator automatically logs" means with this library:
 
