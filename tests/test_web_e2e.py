@@ -7,7 +7,9 @@ process writes to the same file through the library, as a coordinator would,
 and Playwright drives Debian's ``/usr/bin/chromium`` (no browser download).
 The page's Content-Security-Policy stays on, so a blocked script or style is a
 console error and fails the test. Screenshots go to ``$EVENT_LOG_TEST_ARTIFACTS``
-when set, else to a temporary directory; the path is printed.
+when set, else to a temporary directory; the path is printed. One more server,
+over a database a seeded swarm run filled, is photographed for the documentation
+(``docs/images/live-page.png``, rewritten by every run).
 
 Tests write events that later tests also see, so each one looks at its own
 slice of the log (a source, a task) or counts what it added itself.
@@ -28,6 +30,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +41,7 @@ import pytest
 import pytest_asyncio
 
 from event_log import Event, EventLogger
+from event_log.swarm import run_swarm
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -58,6 +62,8 @@ PHONE = {"width": 390, "height": 844}
 RED = "rgb(220, 38, 38)"
 # Chromium's console line for an HTTP error answer: expected for a refused filter.
 _REFUSED = re.compile(r"status of 400 \(Bad Request\)")
+# The documentation's picture of the live page (docs/web.md shows it).
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "images" / "live-page.png"
 
 
 def _need_browser() -> Any:
@@ -161,21 +167,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """``serve()`` in a subprocess over a seeded file database, for the whole module."""
-    _need_browser()  # a machine without a browser skips before the server starts
-    tmp_path = tmp_path_factory.mktemp("web-e2e")
-    artifacts = Path(os.environ.get("EVENT_LOG_TEST_ARTIFACTS") or tmp_path)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
-    # A private loop in a worker thread keeps asyncio.run away from pytest-asyncio's.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        seeded = pool.submit(asyncio.run, _seed(db_url)).result()
+@contextmanager
+def _serving(db_url: str, log_path: Path) -> Iterator[str]:
+    """``serve()`` over ``db_url`` in a subprocess on a free loopback port: its base URL.
+
+    The server's output goes to ``log_path``; a traceback there fails the test.
+    """
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     code = f"from event_log.web import serve; serve({db_url!r}, host='127.0.0.1', port={port})"
-    log_path = artifacts / "server.log"
     with log_path.open("wb") as server_log:
         process = subprocess.Popen(
             [sys.executable, "-c", code], stdout=server_log, stderr=subprocess.STDOUT
@@ -192,7 +192,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 pass
             assert time.monotonic() < deadline, "the server did not start:\n" + log_path.read_text()
             time.sleep(0.05)
-        yield Served(base, db_url, seeded, artifacts)
+        yield base
     finally:
         process.terminate()
         try:
@@ -202,7 +202,66 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             process.wait()
     text = log_path.read_text()
     assert "Traceback" not in text, text
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    artifacts = Path(os.environ.get("EVENT_LOG_TEST_ARTIFACTS") or tmp_path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    return artifacts
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``serve()`` in a subprocess over a seeded file database, for the whole module."""
+    _need_browser()  # a machine without a browser skips before the server starts
+    tmp_path = tmp_path_factory.mktemp("web-e2e")
+    artifacts = _artifacts(tmp_path)
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'events.db'}"
+    # A private loop in a worker thread keeps asyncio.run away from pytest-asyncio's.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        seeded = pool.submit(asyncio.run, _seed(db_url)).result()
+    with _serving(db_url, artifacts / "server.log") as base:
+        yield Served(base, db_url, seeded, artifacts)
     print("screenshots in", artifacts)
+
+
+@dataclass(frozen=True)
+class SwarmServed:
+    base: str
+    events: int
+    failed_task: str
+
+
+async def _swarm(url: str) -> tuple[int, str]:
+    """A swarm run of five agents and ten tasks logged to ``url``: its event count and a
+    failed task's id (the seed and one task at a time make the same run every time)."""
+    async with EventLogger.open(url) as log:
+        report = await run_swarm(
+            log,
+            agents=5,
+            tasks=10,
+            seed=7,
+            time_scale=0.05,
+            failure_rate=0.3,
+            max_concurrent=1,
+            run_id="docs",
+        )
+        events = await log.count_events()
+    failed = [o.task_id for o in report.outcomes if o.status == "failed"]
+    assert failed, "the seeded run has no failed task to show"
+    return events, failed[0]
+
+
+@pytest.fixture(scope="module")
+def swarm_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmServed]:
+    """A second server, over the log of a seeded swarm run, for the documentation."""
+    _need_browser()
+    tmp_path = tmp_path_factory.mktemp("web-e2e-swarm")
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'swarm.db'}"
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        events, failed_task = pool.submit(asyncio.run, _swarm(db_url)).result()
+    with _serving(db_url, _artifacts(tmp_path) / "swarm-server.log") as base:
+        yield SwarmServed(base, events, failed_task)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -581,3 +640,38 @@ async def test_phone_layout(served: Served, pages: Pages) -> None:
     assert outside == 0
     await phone.evaluate("window.scrollTo(0, 0)")  # the sticky header on top
     await phone.screenshot(path=served.artifacts / "web-phone.png", full_page=True)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    """A PNG file's width and height, read from its header (IHDR)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert head[12:16] == b"IHDR", f"{path} has no IHDR chunk first"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+async def test_the_documentation_screenshot_of_the_live_page(
+    swarm_served: SwarmServed, pages: Pages
+) -> None:
+    """docs/images/live-page.png: a swarm run's newest events, live, beside the summary
+    and the waterfall of a task that failed."""
+    page = await pages.open()
+    task = swarm_served.failed_task
+    await page.goto(f"{swarm_served.base}/?limit=20#task={task}")
+    await _live(page)
+    assert await page.locator("#events > li").count() == 20
+    await page.wait_for_selector("#timechart rect.bar")
+    await _until(
+        page,
+        f"document.querySelector('#summary-total').textContent === '{swarm_served.events} events'",
+    )
+    await page.wait_for_selector("#timeline:not([hidden])")
+    assert await page.locator("#timeline-task").text_content() == task
+    await _until(page, "document.querySelectorAll('#waterfall g.step.failed').length > 0")
+
+    DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_SCREENSHOT.unlink(missing_ok=True)
+    await page.screenshot(path=DOCS_SCREENSHOT, full_page=True)
+    width, height = _png_size(DOCS_SCREENSHOT)
+    assert width == LAPTOP["width"]
+    assert height >= LAPTOP["height"]
