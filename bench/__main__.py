@@ -27,7 +27,7 @@ import sqlalchemy
 
 import event_log
 
-from . import postgres
+from . import peers, postgres
 from .blocking import THREADS
 from .common import DATA_DIR, ROOT, remove_sqlite_files, sequential_events, sqlite_url
 from .dataset import ensure_dataset
@@ -669,6 +669,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-postgres", action="store_true", help="do not try PostgreSQL")
     parser.add_argument(
+        "--peers",
+        action="store_true",
+        help=(
+            "instead: event-log beside the original module, an SQLAlchemy ORM repository and "
+            "eventsourcing's recorders, same events (N default 20,000; 500 with --quick; "
+            "uses --quick, -n, --repeat, --postgres-url, --skip-postgres, --data-dir, --json)"
+        ),
+    )
+    parser.add_argument(
         "-n",
         "--events",
         type=int,
@@ -718,6 +727,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.peers:
+        return peers.run(
+            peers.Options(
+                quick=args.quick,
+                events=args.events,
+                repeats=args.repeat,
+                postgres_url=None if args.skip_postgres else args.postgres_url,
+                data_dir=args.data_dir,
+                json_path=args.json,
+            )
+        )
     cfg = Config.for_mode(
         quick=args.quick,
         events=args.events,
