@@ -230,5 +230,7 @@ def decode_cursor(order: CommitOrder, cursor: str) -> FollowPosition | None:
         return StoredPosition((when, event_id), order.position_from_json(live))
     except InvalidCursorError:
         raise
+    except RecursionError:  # JSON nested past what the parser can take
+        raise InvalidCursorError("follow cursor is malformed (nested too deeply)") from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidCursorError(f"follow cursor is malformed ({exc})") from None

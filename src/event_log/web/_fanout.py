@@ -9,14 +9,15 @@ costs its buffer of frames (references to the shared bytes) and, while
 idle, a heartbeat.
 
 Positions: a frame's ``id`` is the hub's follower cursor after its event, a
-place in the database's commit order. The hub keeps its last ``history``
-frames (at most ``HISTORY_BYTES`` of them, encoded), so a client that resumes from one of their positions (a reconnect
-after a dropped connection, or after being cut off for lagging) is served
-from memory, exactly the frames it missed. A position the hub does not hold
-(older, or sent by another server), an event id and a ``list_events``
-cursor are read from the database by a follower of the subscription's own;
-on SQLite and MariaDB, whose positions are sequence numbers, it hands over
-to the shared tail as soon as it reaches a position the hub holds.
+place in the database's commit order. The hub keeps its last ``history`` frames
+(at most ``HISTORY_BYTES`` of them, encoded), so a client that resumes from one
+of their positions (a reconnect after a dropped connection, or after being cut
+off for lagging) is served from memory, exactly the frames it missed. A
+position the hub does not hold (older, or sent by another server), an event id
+and a ``list_events`` cursor are read from the database by a follower of the
+subscription's own; on SQLite and MariaDB, whose positions are sequence
+numbers, it hands over to the shared tail as soon as it reaches a position the
+hub holds.
 
 Bounded lag: a subscription holds at most ``max_lag`` frames not yet sent.
 Past that, it ends with a ``lagged`` message naming the position of the last

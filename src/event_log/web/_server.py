@@ -26,7 +26,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -49,6 +49,8 @@ _log = logging.getLogger("event_log.web")
 # What uvicorn logs when an app lets go of a response it could not finish: here,
 # only a stream whose client stopped reading, which the stream logs itself.
 _UNFINISHED = "ASGI callable returned without completing response."
+# Open files kept for other than connections: the database, logs, the loop's own.
+_RESERVED_FILES = 64
 # Seconds between two log lines about failing accepts.
 _ACCEPT_LOG_EVERY = 10.0
 _BUSY = (
@@ -161,7 +163,7 @@ class _Server(uvicorn.Server):
 
     def _exception_handler(self, default: Any) -> Any:
         def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-            if "accept" not in str(context.get("message", "")):
+            if not _about_accepting(context):
                 if default is not None:
                     default(loop, context)
                 else:
@@ -182,22 +184,56 @@ class _Server(uvicorn.Server):
         return handle
 
 
+def _about_accepting(context: dict[str, Any]) -> bool:
+    """Whether a loop error is a failing accept, or one of the accept retries asyncio
+    scheduled for it (which fail again once the listening socket is closed)."""
+    if "accept" in str(context.get("message", "")):
+        return True
+    return any(name in repr(context.get("handle")) for name in ("_start_serving", "_accept_"))
+
+
 class _DropUnfinished(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return record.getMessage() != _UNFINISHED
 
 
-def _raise_file_limit() -> None:
-    """As many file descriptors as the hard limit allows (each connection takes one)."""
+def _raise_file_limit() -> int | None:
+    """As many file descriptors as the hard limit allows (each connection takes one);
+    returns the limit now in force (None where there is none to read)."""
     try:
         import resource
     except ImportError:  # pragma: no cover - not on POSIX
-        return
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _connection_cap(limits: ServerLimits, files: int | None) -> ServerLimits:
+    """``limits`` with a connection cap the open-file limit can hold.
+
+    The cap refuses a connection once it is accepted; if accepting itself failed
+    for want of descriptors, asyncio would retry every pending accept, and again,
+    in a storm that grows each second. So the cap stays below the limit, with
+    room for the database's files and the server's own.
+    """
+    if files is None:
+        return limits
+    room = files - _RESERVED_FILES if files > 2 * _RESERVED_FILES else files // 2
+    if limits.max_connections <= room:
+        return limits
+    _log.warning(
+        "serving at most %d connections, not %d: the open-file limit is %d "
+        "(raise it with ulimit -n)",
+        max(room, 1),
+        limits.max_connections,
+        files,
+    )
+    return replace(limits, max_connections=max(room, 1))
 
 
 def run_server(
@@ -205,7 +241,7 @@ def run_server(
 ) -> None:
     """Serve ``app`` until SIGINT or SIGTERM (see the module for what is added to
     uvicorn); ``on_exit`` runs on the server's loop as soon as a signal arrives."""
-    _raise_file_limit()
+    limits = _connection_cap(limits, _raise_file_limit())
     config = uvicorn.Config(
         app,
         host=host,
