@@ -24,12 +24,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, ExceptionContext
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from ..._commit_order import CommitOrder
-from ..._errors import recognise_lost_connections
+from ..._errors import as_storage_error, recognise_lost_connections
 from ..._schema import EVENT_TABLE, WRITTEN_COLUMNS
 from .._backend import Backend, BackendName, IndexOutcome, Listener, Partitions
 from ._json import data_clauses
@@ -49,6 +49,8 @@ _log = logging.getLogger("event_log")
 _c = EVENT_TABLE.c
 # The channel every commit is announced on (see _follow).
 NOTIFY_CHANNEL = "event_log"
+# SQLSTATE read_only_sql_transaction: what a hot standby answers LISTEN with.
+_READ_ONLY_TRANSACTION = "25006"
 # Imports take turns through this transaction-scoped lock (see seq_statements).
 _IMPORT_LOCK_KEY = 0x6576_5F69_6D70_6F72  # "ev_impor"
 # lock_not_available: the lock timeout expired.
@@ -238,13 +240,24 @@ class PostgreSQLBackend(Backend):
         return delete(EVENT_TABLE).where(_c.timestamp < cutoff, _c.id.in_(oldest.scalar_subquery()))
 
     async def listen(self, db: Database, wake: Callable[..., None]) -> Listener | None:
-        if db.engine.dialect.driver == "psycopg":
-            from ._psycopg import listen as psycopg_listen
+        try:
+            if db.engine.dialect.driver == "psycopg":
+                from ._psycopg import listen as psycopg_listen
 
-            return await psycopg_listen(db, NOTIFY_CHANNEL, wake)
-        from ._listen import listen
+                return await psycopg_listen(db, NOTIFY_CHANNEL, wake)
+            from ._listen import listen
 
-        return await listen(db, NOTIFY_CHANNEL, wake)
+            return await listen(db, NOTIFY_CHANNEL, wake)
+        except Exception as exc:
+            # A hot standby (a read replica) refuses LISTEN while it replays the
+            # primary's log, and would never be notified anyway: followers poll there.
+            if getattr(exc, "sqlstate", None) == _READ_ONLY_TRANSACTION:
+                _log.info("event_log: the server is a read-only standby; followers poll it")
+                return None
+            if isinstance(exc, SQLAlchemyError | OSError):
+                raise
+            # The driver's own error (LISTEN runs on the driver's connection directly).
+            raise as_storage_error("listening for commits", exc) from exc
 
     async def create_data_index(self, engine: AsyncEngine) -> IndexOutcome:
         from ._data_index import create_gin_index
