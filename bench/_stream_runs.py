@@ -141,6 +141,7 @@ async def fan_out(
     rate: float,
     *,
     stalled: int = 0,
+    padding: int = 0,
     name: str = "fan-out",
 ) -> FanOutResult:
     """``clients`` reading streams (+ ``stalled`` ones) while the writer logs at ``rate``."""
@@ -150,7 +151,9 @@ async def fan_out(
     if stalled:
         what = f"stalled clients ({stalled})"
         stallers.append(await procs.child(what, "_stream_client", "stalled", server.port, stalled))
-    writer = await procs.child("writer", "_stream_writer", server.url, rate, settings.seconds)
+    writer = await procs.child(
+        "writer", "_stream_writer", server.url, rate, settings.seconds, padding
+    )
     ready = await procs.ready([*readers, *stallers, writer])
     cpu_ready = sum(float(r["cpu_s"]) for r in ready[: len(readers)])
     writer_cpu_ready = float(ready[-1]["cpu_s"])

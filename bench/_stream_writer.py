@@ -30,8 +30,11 @@ MAX_IN_FLIGHT = 256
 _TICK_S = 0.002  # the longest the writer sleeps between looks at its schedule
 
 
-async def _write(log: EventLogger, rate: float, seconds: float) -> dict[str, float]:
+async def _write(
+    log: EventLogger, rate: float, seconds: float, padding: int = 0
+) -> dict[str, float]:
     total = int(rate * seconds)
+    filler = "x" * padding
     in_flight: set[asyncio.Task[object]] = set()
     failures: list[BaseException] = []
 
@@ -49,7 +52,7 @@ async def _write(log: EventLogger, rate: float, seconds: float) -> dict[str, flo
         while seq < due and len(in_flight) < MAX_IN_FLIGHT:
             behind_max = max(behind_max, elapsed - seq / rate)
             task: asyncio.Task[object] = asyncio.create_task(
-                log.log_event(EVENT_TYPE, SOURCE, data={"seq": seq, "sent": time.time()})
+                log.log_event(EVENT_TYPE, SOURCE, data=_data(seq, filler))
             )
             in_flight.add(task)
             task.add_done_callback(done)
@@ -68,10 +71,18 @@ async def _write(log: EventLogger, rate: float, seconds: float) -> dict[str, flo
     }
 
 
+def _data(seq: int, filler: str) -> dict[str, object]:
+    data: dict[str, object] = {"seq": seq, "sent": time.time()}
+    if filler:
+        data["padding"] = filler
+    return data
+
+
 async def _main(argv: list[str]) -> None:
-    if len(argv) != 3:
-        raise ChildError("usage: python -m bench._stream_writer URL RATE SECONDS")
+    if len(argv) not in (3, 4):
+        raise ChildError("usage: python -m bench._stream_writer URL RATE SECONDS [PADDING]")
     url, rate, seconds = argv[0], float(argv[1]), float(argv[2])
+    padding = int(argv[3]) if len(argv) == 4 else 0
     if not rate > 0 or not seconds > 0:
         raise ChildError("RATE and SECONDS must be above 0")
     commands = await Commands.open()
@@ -79,7 +90,7 @@ async def _main(argv: list[str]) -> None:
         async with EventLogger.open(url, migrate=False) as log:
             report({"ready": True, "cpu_s": time.process_time()})
             await commands.next("go")
-            result = await commands.unless_closed(_write(log, rate, seconds))
+            result = await commands.unless_closed(_write(log, rate, seconds, padding))
     except EventLogError as exc:
         raise ChildError(f"{type(exc).__name__}: {exc}") from None
     report(result)

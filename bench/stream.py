@@ -16,8 +16,9 @@ server. See ``bench._stream_runs`` for what each measurement does.
    rest. Per row: events written, events delivered per client (min, median)
    and whether every client got every event exactly once, delivery latency
    (receive time minus ``sent``) p50/p99 over all clients, the server's CPU.
-2. Slow readers: 100 reading clients at 500 events/s plus 20 that read
-   nothing after the response head (small ``SO_RCVBUF``); whether the server
+2. Slow readers: 100 reading clients at 500 events/s (each event padded with
+   1 KiB, more than socket buffers hold) plus 20 that read nothing after the
+   response head (small ``SO_RCVBUF``); whether the server
    closed those (and said ``event: lagged``), and its RSS over the run.
 3. Idle: streams open, nothing written, ``--idle-seconds``: the server's CPU.
 4. JSON API: ``GET /events?limit=50`` and ``GET /summary`` in a loop over
@@ -57,6 +58,10 @@ SCENARIOS = ("fanout", "slow", "idle", "api")
 SLOW_READERS = 100
 STALLED = 20
 SLOW_RATE = 500.0
+# Filler in each event of the slow-reader run: 1 KiB makes 10 MB per stalled
+# client over 20 s, more than loopback's socket buffers hold (a few MB), so the
+# server itself has to hold or cut off what a stalled client does not read.
+SLOW_PADDING = 1024
 IDLE_STREAMS = (0, 100, 300)
 API_RATE = 500.0
 API_CONNECTIONS = 4
@@ -433,10 +438,19 @@ async def _run(args: argparse.Namespace, workdir: Path, out: list[str]) -> None:
                     results.append(await runs.fan_out(procs, settings, clients, rate))
         emit("Fan-out", _fan_out_table(results, args.deadline))
     if "slow" in args.only:
-        progress(f"slow readers: {SLOW_READERS} reading + {STALLED} stalled, {SLOW_RATE:,.0f}/s")
+        progress(
+            f"slow readers: {SLOW_READERS} reading + {STALLED} stalled, {SLOW_RATE:,.0f}/s, "
+            f"{SLOW_PADDING} bytes of padding per event"
+        )
         async with Processes(workdir, env, args.serve_options) as procs:
             slow = await runs.fan_out(
-                procs, settings, SLOW_READERS, SLOW_RATE, stalled=STALLED, name="slow"
+                procs,
+                settings,
+                SLOW_READERS,
+                SLOW_RATE,
+                stalled=STALLED,
+                padding=SLOW_PADDING,
+                name="slow",
             )
         emit(
             f"Slow readers: {SLOW_READERS} reading clients + {STALLED} stalled ones",

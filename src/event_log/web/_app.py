@@ -22,7 +22,10 @@ from ._server import (
     run_server,
 )
 
-__all__ = ["create_app", "is_loopback", "serve"]
+__all__ = ["SERVE_POLL_INTERVAL", "create_app", "is_loopback", "serve"]
+
+# Seconds between the stream tail's polls for other processes' events in serve().
+SERVE_POLL_INTERVAL = 0.05
 
 
 def create_app(
@@ -130,13 +133,18 @@ def serve(
     seconds, or sits idle between requests for ``keep_alive`` seconds, is
     closed; a stream client more than ``max_lag`` events behind is cut off with
     a ``lagged`` message. On a signal, every stream ends with a last comment
-    and the server exits once requests in flight are answered.
+    and the server exits once requests in flight are answered. The streams'
+    tail polls for other processes' events every ``SERVE_POLL_INTERVAL``
+    seconds unless ``options`` say otherwise (``poll_interval``).
     """
     if token is None and not insecure_no_auth and not is_loopback(host):
         raise ValueError(
             f"serving on {host} needs a token (token=...), or insecure_no_auth=True "
             "to serve without one"
         )
+    # The streams' one tail is the only follower here: it can poll often, so that
+    # events from other processes (SQLite has no notifications) arrive promptly.
+    options.setdefault("poll_interval", SERVE_POLL_INTERVAL)
     limits = ServerLimits(
         max_connections=max_connections, header_timeout=header_timeout, keep_alive=keep_alive
     )
