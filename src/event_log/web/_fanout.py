@@ -91,12 +91,18 @@ class StreamLimitError(EventLogError):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One event as the stream sends it, shared by every client that wants it."""
+    """One event as the stream sends it, shared by every client that wants it.
+
+    Only the encoded message is kept (the hub holds thousands): the event is
+    decoded again from it in the rare case a resuming client needs it matched.
+    """
 
     index: int  # the hub's running number of this frame
-    event: Event
     position: str  # the stream's position after this event (a follower cursor)
     sse: bytes  # the whole SSE message
+
+    def event(self) -> Event:
+        return Event.model_validate_json(self.sse.partition(b"\ndata: ")[2])
 
 
 def encode_frame(event: Event, position: str) -> bytes:
@@ -343,6 +349,7 @@ async def _settle(pending: asyncio.Future[Event]) -> None:
         await asyncio.wait({pending}, timeout=_STOP_TIMEOUT)
 
 
+_EVERYTHING = EventFilter()
 _CLOSED = b": the event log closed\n\n"
 _SHUTDOWN = b": the server is shutting down\n\n"
 
@@ -445,7 +452,8 @@ class StreamHub:
             return False
         first = self._history[0].index if self._history else self._next_index
         held = list(self._history)[index + 1 - first :]
-        frames = [frame for frame in held if matches(sub.filter, frame.event)]
+        everything = sub.filter == _EVERYTHING
+        frames = [f for f in held if everything or matches(sub.filter, f.event())]
         if len(frames) > self.max_lag:
             return False
         sub.enqueue(frames)
@@ -573,7 +581,7 @@ class StreamHub:
         assert position is not None
         index = self._next_index
         self._next_index += 1
-        frame = Frame(index, event, position, encode_frame(event, position))
+        frame = Frame(index, position, encode_frame(event, position))
         self._history.append(frame)
         self._history_bytes += len(frame.sse)
         self._positions[position] = index
