@@ -311,6 +311,7 @@ _HEADER = (
     "how",
     "events",
     "events/s",
+    "runs: min-max",
     "vs log_event sequential",
     "errors",
     "p50 ms",
@@ -333,13 +334,16 @@ def _cells(row: Row) -> list[str]:
     m = row.metrics
     if row.status != "ok":
         rate = "SKIP" if row.status == "skipped" else "ERROR"
-        return [backend, writer, how, "-", rate, "-", "-", "-", "-"]
+        return [backend, writer, how, "-", rate, "-", "-", "-", "-", "-"]
+    rates = [r for r in m.get("events_per_s_runs", []) if isinstance(r, int | float)]
+    spread = f"{min(rates):,.0f}-{max(rates):,.0f}" if len(rates) > 1 else "-"
     return [
         backend,
         writer,
         how,
         _number(m.get("events"), "int"),
         _number(m.get("events_per_s"), "int"),
+        spread,
         _number(m.get("ratio"), "ratio"),
         _number(m.get("errors_all_runs"), "int"),
         _number(m.get("p50_ms"), "ms"),
@@ -454,9 +458,10 @@ def run(options: Options) -> int:
         f"Python {meta['python']}, SQLite {meta['sqlite']}, SQLAlchemy {meta['sqlalchemy']}, "
         f"eventsourcing {meta['eventsourcing']}, psycopg {meta['psycopg']}, "
         f"PostgreSQL {pg_version or '-'}; {meta['platform']}, {meta['cpus']} CPUs",
-        "events/s: events stored per second; the ratio is to event-log's sequential log_event "
-        "on the same backend; errors: events lost to an error, over all runs; p50/p99: one "
-        "call (an event, or a batch).",
+        "events/s: events stored per second (the median run; the lowest and highest run "
+        "beside it); the ratio is to event-log's sequential log_event on the same backend; "
+        "errors: events lost to an error, over all runs; p50/p99: one call (an event, or a "
+        "batch), in the median run.",
     ]
     print(render(rows, heading))
     write_json(json_path, rows, meta)

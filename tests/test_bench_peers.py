@@ -113,7 +113,13 @@ def test_postgres_is_skipped_when_asked_or_unreachable_and_an_error_under_ci() -
 
 def test_the_table_shows_skipped_and_failed_rows_with_one_note_each() -> None:
     measured = Row("peers.sqlite.a", "writes", "SQLite | event-log | log_event, sequential")
-    measured.metrics = {"events": 100, "events_per_s": 500.0, "ratio": 1.0, "errors_all_runs": 3}
+    measured.metrics = {
+        "events": 100,
+        "events_per_s": 500.0,
+        "events_per_s_runs": [450.0, 500.0, 1234.0],
+        "ratio": 1.0,
+        "errors_all_runs": 3,
+    }
     measured.note = "3 x (sqlite3.OperationalError) database is locked"
     skipped = [
         Row(f"peers.postgres.{k}", "writes", f"PostgreSQL | w | {k}", status="skipped", note="down")
@@ -125,8 +131,9 @@ def test_the_table_shows_skipped_and_failed_rows_with_one_note_each() -> None:
     assert lines[0] == "heading"
     table = [ln for ln in lines if ln.startswith("|")]
     assert len(table) == 2 + 4  # header, rule, a line per row
-    assert _cells(table[0])[3:7] == ["events", "events/s", "vs log_event sequential", "errors"]
-    assert _cells(table[2])[3:7] == ["100", "500", "1.00x", "3"]
+    header = ["events", "events/s", "runs: min-max", "vs log_event sequential", "errors"]
+    assert _cells(table[0])[3:8] == header
+    assert _cells(table[2])[3:8] == ["100", "500", "450-1,234", "1.00x", "3"]
     assert [_cells(ln)[4] for ln in table[3:]] == ["SKIP", "SKIP", "ERROR"]
     notes = [ln for ln in lines if ln.startswith("- ")]
     assert notes == [
