@@ -4,11 +4,12 @@ Its application recorders (``SQLiteApplicationRecorder``,
 ``PostgresApplicationRecorder``: what an ``eventsourcing`` application stores
 its events with, each event also given a notification id that orders the whole
 log, as event-log's commit sequence does) are used directly, with their
-datastores' defaults (on SQLite: WAL, a small pool; on PostgreSQL: a psycopg
-pool, a table lock and a NOTIFY per insert). Each of our events becomes one
-stored event: ``originator_id`` its id (a UUID), ``originator_version`` 1,
-``topic`` its type and ``state`` the JSON of the rest (source, task and agent
-ids, data, timestamp). ``create_table()`` runs before the clock starts.
+datastores' defaults (on SQLite: WAL at SQLite's default ``synchronous=FULL``,
+a small pool; on PostgreSQL: a psycopg pool, a table lock and a NOTIFY per
+insert). Each of our events becomes one stored event: ``originator_id`` its id
+(a UUID), ``originator_version`` 1, ``topic`` its type and ``state`` the JSON
+of the rest (source, task and agent ids, data, timestamp). ``create_table()``
+runs before the clock starts.
 
 Sequential: ``insert_events([event])`` one call after another. Batches:
 ``insert_events`` of 1,000 stored events at a time. A persistence error is

@@ -5,8 +5,8 @@ the original's table (the same seven columns and four secondary indexes, made
 by ``metadata.create_all``), an engine with SQLAlchemy's defaults
 (``create_async_engine(url)``: aiosqlite or asyncpg, a pool of 5 connections
 plus 10 overflow, 30 s to wait for one; no SQLite pragmas, so a new file keeps
-the rollback journal) and a repository whose ``add`` opens an ``AsyncSession``,
-adds one row and commits.
+the rollback journal at ``synchronous=FULL``) and a repository whose ``add``
+opens an ``AsyncSession``, adds one row and commits.
 
 Sequential: one ``await repo.add(...)`` after another. Concurrent: 100 tasks
 at once, N events in total. An error a caller of such a repository meets

@@ -25,6 +25,14 @@ afterwards, else the row is an ERROR. The writers run in this process, one
 after another; with ``--repeat`` K they run in K rounds (every row once per
 round) and each row reports its median run.
 
+Each writer keeps its own durability settings, and on SQLite they differ:
+event-log runs WAL at ``synchronous=NORMAL`` (a commit survives a crash of
+the process; an OS crash or power loss can roll back the last few commits),
+eventsourcing WAL at SQLite's default ``FULL`` (an fsync per commit), the
+original module and the ORM repository the rollback journal at ``FULL``
+(several fsyncs per commit). On PostgreSQL every writer commits with the
+server's settings.
+
 Each row reports events stored per second, that figure over event-log's
 sequential ``log_event`` on the same backend, the errors the writer met
 (counted, not raised: "database is locked", a pool timeout), and the median
