@@ -13,6 +13,10 @@ One run measures, on the same machine:
 - ``prune_events`` of half of that database while 20 tasks keep logging
   (:mod:`bench.prune`).
 
+With ``--peers`` it measures instead event-log beside the other ways to write
+the same events: the original module's way, a straightforward SQLAlchemy ORM
+repository and the ``eventsourcing`` package's recorders (:mod:`bench.peers`).
+
 It prints a table with the issue's targets and writes the same rows as JSON
 (:mod:`bench.report`). Nothing here creates an engine or an event loop at import
 time.
