@@ -255,7 +255,7 @@ def _own_message(links: list[BaseException]) -> str:
 
 
 def failure_kind(exc: BaseException) -> FailureKind:
-    """What kind of failure ``exc`` is:
+    """What kind of failure ``exc`` is.
 
     - ``lost``: the connection died (killed, reset, the server went away);
     - ``unreachable``: no connection could be made;

@@ -78,9 +78,9 @@ def _decimal(number: int | float) -> Decimal:
 
 
 def _contains(document: Any, wanted: Any) -> bool:
-    """jsonb ``document @> wanted``: objects by their keys, recursively; an array
-    contains another when each of the other's elements is contained in one of its
-    own; scalars equal with the same JSON type."""
+    """Whether ``document @> wanted`` holds by jsonb's rules: objects by their keys,
+    recursively; an array contains another when each of the other's elements is
+    contained in one of its own; scalars equal with the same JSON type."""
     if _kind(document) != _kind(wanted):
         return False
     if isinstance(wanted, dict):

@@ -131,6 +131,7 @@ class EventLogHandler(logging.Handler):
         *,
         source: str | None = None,
     ) -> None:
+        """A handler emitting records at ``level`` or above into ``log`` (see the class)."""
         super().__init__(level)
         if source is not None and not 0 < len(source) <= _MAX_TEXT:
             raise ValueError(f"source must be 1..{_MAX_TEXT} characters")

@@ -76,6 +76,7 @@ class ToolError(Exception):
     """A tool failed in a way agents expect (timeout, rate limit): the agent fails the task."""
 
     def __init__(self, tool: str, reason: str) -> None:
+        """A failure of ``tool`` for ``reason`` (in the message, and kept as attributes)."""
         super().__init__(f"tool {tool!r} failed: {reason}")
         self.tool = tool
         self.reason = reason
@@ -133,10 +134,12 @@ class SwarmReport:
 
     @property
     def completed(self) -> int:
+        """Tasks that completed."""
         return sum(o.status == "completed" for o in self.outcomes)
 
     @property
     def failed(self) -> int:
+        """Tasks that failed."""
         return sum(o.status == "failed" for o in self.outcomes)
 
 

@@ -82,7 +82,7 @@ class ServerLimits:
 
 
 def _guarded(base: type[asyncio.Protocol], limits: ServerLimits) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol class with the connection cap and the header timeout."""
+    """The HTTP protocol class uvicorn chose, with the connection cap and header timeout."""
 
     class Guarded(base):  # type: ignore[valid-type,misc]
         _refused = False

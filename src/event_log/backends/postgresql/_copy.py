@@ -1,4 +1,4 @@
-"""Rows as PostgreSQL ``COPY ... FROM STDIN`` text, so a large batch can stream.
+r"""Rows as PostgreSQL ``COPY ... FROM STDIN`` text, so a large batch can stream.
 
 Why text and not the binary format asyncpg's ``copy_records_to_table`` sends:
 the server stores ``COPY`` rows in groups, flushing a group to the table and
@@ -10,9 +10,9 @@ the first rows of a batch while the client is still validating the rest.
 asyncpg also buffers 512 kB of binary rows before sending any.
 
 The format (PostgreSQL documentation, "COPY", "Text Format"): one line per
-row, columns separated by a tab, ``\\N`` for NULL, and backslash, newline,
-carriage return and tab inside a value written as ``\\\\``, ``\\n``, ``\\r``
-and ``\\t``. Timestamps go as ISO 8601 with their UTC offset, ``data`` as its
+row, columns separated by a tab, ``\N`` for NULL, and backslash, newline,
+carriage return and tab inside a value written as ``\\``, ``\n``, ``\r``
+and ``\t``. Timestamps go as ISO 8601 with their UTC offset, ``data`` as its
 JSON text (which ``jsonb`` parses). The server fills in ``xid``.
 """
 

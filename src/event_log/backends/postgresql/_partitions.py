@@ -156,7 +156,7 @@ def _relkind(connection: Connection, name: str) -> str | None:
 
 
 def partitioning(connection: Connection) -> PartitionBy | None:
-    """ "day" or "month" when ``event_log`` is partitioned by event-log; else None.
+    """The partitioning, "day" or "month", if event-log partitioned ``event_log``; else None.
 
     None on SQLite, for a plain table, and where there is no table at all.
     """
