@@ -53,8 +53,8 @@ RAW_INSERT_SQL = (
     f"VALUES ({', '.join('?' * len(RAW_COLUMNS))})"
 )
 
-# The logger's SQLite tuning for file databases (see event_log._engine and the
-# README): the raw limit must run under the same durability settings.
+# The logger's SQLite tuning for file databases (see event_log._engine and
+# docs/backends/sqlite.md): the raw limit must run under the same durability settings.
 SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout = 5000",
     "PRAGMA foreign_keys = OFF",

@@ -17,7 +17,7 @@ About 1% of rows are agent events without a task (joined, left, status
 changes). 500 agents; data is a small JSON object per event. A 1,000,000-row
 database has ~10,000 tasks.
 
-The rows go into the schema of the first migration (the ADR's seven columns;
+The rows go into the schema of the first migration (the original design's seven columns;
 created with the checkout's Alembic CLI), in the stored form (fixed-width UTC
 text timestamps, compact JSON, UUIDv7 ids whose millisecond part is the
 event's time), with stdlib ``sqlite3``, oldest first, as a live log appends
@@ -254,9 +254,9 @@ def _stored_rows(events: list[Pending], rng: random.Random) -> Iterator[tuple[An
 
 
 def _create_first_revision(url: str) -> None:
-    """The schema of the first migration (the ADR's seven columns and their indexes).
+    """The schema of the first migration (the original design's seven columns and their indexes).
 
-    Through the checkout's Alembic CLI, as the README documents it; ``+1`` from an
+    Through the checkout's Alembic CLI, as docs/migrations.md documents it; ``+1`` from an
     empty database is the first revision, whatever later ones are called.
     """
     subprocess.run(

@@ -1,4 +1,4 @@
-"""The original module's write path (``swarm.event_log``, ADR 017), re-created.
+"""The original module's write path (``swarm.event_log``), re-created.
 
 The benchmark's "original module" rows and the coexistence tests write this way.
 

@@ -11,7 +11,7 @@ Everything this revision uses is written out here, never imported from
 and the same adoption whatever the library becomes; ``alembic check`` proves
 that the schema and the model still agree at head.
 
-Adoption: the original system (ADR 017) created ``event_log`` itself, every
+Adoption: the original system created ``event_log`` itself, every
 column ``TEXT``, with indexes ``idx_event_log_*``. When an online upgrade
 finds such a table, the table is renamed aside, its indexes dropped, the new
 table and indexes created, every row copied in batches through

@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02 10:00:00
 
-While a system migrates, the original module (ADR 017) and event-log write to
+While a system migrates, the original module and event-log write to
 the same SQLite file. The original knows nothing of ``seq``: its rows were
 readable but ``follow()`` never yielded them. On SQLite this revision adds:
 
