@@ -284,7 +284,9 @@ def test_is_loopback(host, loopback):
 
 def test_serve_refuses_a_public_interface_without_a_token(monkeypatch):
     started: list[Any] = []
-    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: started.append(kwargs))
+    monkeypatch.setattr(
+        "event_log.web._app.run_server", lambda *args, **kwargs: started.append(kwargs)
+    )
     with pytest.raises(ValueError, match="needs a token"):
         serve("sqlite+aiosqlite://", host="0.0.0.0")
     with pytest.raises(ValueError, match="empty"):
