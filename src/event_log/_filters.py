@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic import field_validator as _field_validator
 
 from ._data_filters import MAX_DEPTH, OPERATORS, DataFilter
-from ._models import storable_text
+from ._matching import matches as _matches
+from ._models import Event, storable_text
 from ._types import is_valid_event_type
 
 __all__ = [
@@ -331,6 +332,12 @@ class EventFilter(BaseModel):
     def compiled(self) -> CompiledFilter:
         """The validated parts the library's statements are built from."""
         return self._compiled
+
+    def matches(self, event: Event) -> bool:
+        """Whether ``event`` (as stored and read back) is one this filter selects,
+        decided in memory by the database's rules, with no query: for code that
+        already holds events, such as a fan-out of one ``follow()`` to many readers."""
+        return _matches(self, event)
 
 
 class FilterKeywords(TypedDict, total=False):

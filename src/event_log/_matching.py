@@ -10,11 +10,13 @@ the same fields, and ``data_contains``/``data_where`` by jsonb's rules as
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._data_filters import COMPARISONS, Comparison
-from ._filters import EventFilter
-from ._models import Event
+
+if TYPE_CHECKING:
+    from ._filters import EventFilter
+    from ._models import Event
 
 __all__ = ["matches"]
 

@@ -4,7 +4,7 @@ A :class:`StreamHub` follows its logger with one unfiltered follower. Each
 event it reads becomes a :class:`Frame` (the SSE message, ``id:`` and
 ``data:``, encoded once) and is offered to every :class:`Subscription` whose
 filter matches it; the filter is decided in memory once per event and
-distinct filter (``_matching``), never with a query per client. A client
+distinct filter (``EventFilter.matches``), never with a query per client. A client
 costs its buffer of frames (references to the shared bytes) and, while
 idle, a heartbeat.
 
@@ -31,9 +31,9 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from event_log import (
     Event,
@@ -44,18 +44,16 @@ from event_log import (
     LoggerClosedError,
     StorageError,
 )
-from event_log._matching import matches
 
 from ._models import ErrorBody
 
-if TYPE_CHECKING:
-    from event_log._follow import Follower
 
 __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_LAG",
     "DEFAULT_MAX_STREAMS",
     "FINAL_WAIT",
+    "Follower",
     "LAGGED_EVENT",
     "LAGGED_WAIT",
     "Frame",
@@ -83,6 +81,25 @@ _START_WAIT = 5.0
 # Seconds a stopped follower of a subscription gets to finish a read in flight.
 _STOP_TIMEOUT = 5.0
 _KEEP_ALIVE = b": keep-alive\n\n"
+
+
+class Follower(Protocol):
+    """What the hub uses of the follower ``EventLogger.follow()`` returns."""
+
+    began: asyncio.Event
+
+    @property
+    def cursor(self) -> str | None: ...
+
+    @property
+    def start_cursor(self) -> str | None: ...
+
+    @property
+    def start_event_id(self) -> str | None: ...
+
+    def __anext__(self) -> Awaitable[Event]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class StreamLimitError(EventLogError):
@@ -453,7 +470,7 @@ class StreamHub:
         first = self._history[0].index if self._history else self._next_index
         held = list(self._history)[index + 1 - first :]
         everything = sub.filter == _EVERYTHING
-        frames = [f for f in held if everything or matches(sub.filter, f.event())]
+        frames = [f for f in held if everything or sub.filter.matches(f.event())]
         if len(frames) > self.max_lag:
             return False
         sub.enqueue(frames)
@@ -594,7 +611,7 @@ class StreamHub:
             self._origin = None
         self.position = position
         for flt, subs in list(self._groups.values()):
-            if subs and matches(flt, event):
+            if subs and flt.matches(event):
                 for sub in list(subs):
                     sub.offer(frame)
         waiting = self._waiting.pop(position, None)
