@@ -47,15 +47,14 @@ from event_log import (
 
 from ._models import ErrorBody
 
-
 __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_MAX_LAG",
     "DEFAULT_MAX_STREAMS",
     "FINAL_WAIT",
-    "Follower",
     "LAGGED_EVENT",
     "LAGGED_WAIT",
+    "Follower",
     "Frame",
     "StreamHub",
     "StreamLimitError",
