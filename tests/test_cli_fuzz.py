@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from event_log.cli import app
@@ -151,6 +151,9 @@ def test_import_files_keep_good_lines_and_report_bad_ones(
         for i in range(good)
     ]
     mixed = [line.replace(b"\n", b" ") for line in garbage] + lines
+    # A file that starts with gzip's magic bytes is read as gzip (and refused, in
+    # one line, when it is not): its lines are not lines.
+    assume(not b"\n".join(mixed).startswith(b"\x1f\x8b"))
     path = Path(folder / "in.jsonl")
     path.write_bytes(b"\n".join(mixed) + b"\n")
     result = runner.invoke(app, ["--url", url, "import", str(path)])
