@@ -23,7 +23,8 @@ from tests.web_helpers import make_app
 
 from event_log import EventFilter, EventLogger
 from event_log.web import _fanout
-from event_log.web._fanout import LAGGED_EVENT, StreamHub, Subscription
+from event_log.web._fanout import StreamHub
+from event_log.web._subscription import LAGGED_EVENT, Subscription
 
 _ID = re.compile(rb"^id: (.*)$", re.M)
 

@@ -17,7 +17,8 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._fanout import StreamHub, Subscription
+from ._fanout import StreamHub
+from ._subscription import Subscription
 
 __all__ = ["RETRY_MS", "StreamResponse"]
 
