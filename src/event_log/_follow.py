@@ -92,6 +92,8 @@ _PAGE = 500
 RETRY_FOR = 30.0
 RETRY_FIRST_DELAY = 0.05
 RETRY_MAX_DELAY = 2.0
+# Reads of a follower draining for close() are tried this many times.
+CLOSE_TRIES = 3
 
 _log = logging.getLogger("event_log")
 T = TypeVar("T")
@@ -327,12 +329,25 @@ class Follower(AsyncIterator[Event]):
             if self._finished:
                 return
             if self._started:
-                self._end = await self._order.now(self._read)
-                while await self._fetch(patient=False):
-                    pass
+                await self._drain()
             # else iteration never began: nothing was committed "after" it.
             self._finish()
             self._wake.set()
+
+    async def _drain(self) -> None:
+        """Read up to now. A transient failure (a connection lost just now) is tried
+        again a few times at once, on a new connection: closing cannot wait long."""
+        for attempt in range(1, CLOSE_TRIES + 1):
+            try:
+                if self._end is None:
+                    self._end = await self._order.now(self._read)
+                while await self._fetch(patient=False):
+                    pass
+                return
+            except (StorageError, SQLAlchemyError, OSError) as exc:
+                if not transient(exc) or attempt == CLOSE_TRIES:
+                    raise
+            await asyncio.sleep(RETRY_FIRST_DELAY)
 
 
 def _driver_error(exc: BaseException) -> BaseException:
