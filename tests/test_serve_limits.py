@@ -489,3 +489,17 @@ async def test_an_idle_kept_alive_connection_is_closed_after_keep_alive(
     assert rest == b""
     assert idle <= 3.0, f"an idle connection was closed after {idle:.2f} s"
     assert idle >= 0.9, f"closed after {idle:.2f} s: not kept alive for its second"
+
+
+def test_the_command_line_defaults_are_the_librarys() -> None:
+    """`event-log serve`'s limits default to what serve() and the router default to (the
+    command line cannot import the web extra to read them when it is not installed)."""
+    from event_log.cli._serve import serve as serve_command
+    from event_log.web import _fanout, _server
+
+    defaults = {p.name: p.default for p in serve_command.params}
+    assert defaults["max_connections"] == _server.DEFAULT_MAX_CONNECTIONS
+    assert defaults["header_timeout"] == _server.DEFAULT_HEADER_TIMEOUT
+    assert defaults["keep_alive"] == _server.DEFAULT_KEEP_ALIVE
+    assert defaults["max_streams"] == _fanout.DEFAULT_MAX_STREAMS
+    assert defaults["max_lag"] == _fanout.DEFAULT_MAX_LAG

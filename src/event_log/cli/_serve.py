@@ -81,10 +81,10 @@ def _missing_module(exc: BaseException | None) -> str | None:
 )
 @click.option(
     "--keep-alive",
-    type=click.FloatRange(min=0, min_open=True),
-    default=5.0,
+    type=click.IntRange(min=1),
+    default=5,
     show_default=True,
-    help="Seconds an idle connection is kept open between requests.",
+    help="Whole seconds an idle connection is kept open between requests.",
 )
 @pass_settings
 def serve(
@@ -97,7 +97,7 @@ def serve(
     max_streams: int,
     max_lag: int,
     header_timeout: float,
-    keep_alive: float,
+    keep_alive: int,
 ) -> None:
     """Serve the events API and the live page (needs the web extra: event-log[web]).
 

@@ -117,7 +117,7 @@ def serve(
     max_streams: int = DEFAULT_MAX_STREAMS,
     max_lag: int = DEFAULT_MAX_LAG,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
-    keep_alive: float = DEFAULT_KEEP_ALIVE,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
     **options: Any,
 ) -> None:
     """Run :func:`create_app` with uvicorn until SIGINT or SIGTERM (``event-log serve``).

@@ -42,7 +42,7 @@ __all__ = [
 
 DEFAULT_MAX_CONNECTIONS = 2000
 DEFAULT_HEADER_TIMEOUT = 10.0
-DEFAULT_KEEP_ALIVE = 5.0
+DEFAULT_KEEP_ALIVE = 5  # whole seconds: uvicorn takes no fraction
 
 _log = logging.getLogger("event_log.web")
 
@@ -69,9 +69,9 @@ class ServerLimits:
 
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
-    keep_alive: float = DEFAULT_KEEP_ALIVE
+    keep_alive: int = DEFAULT_KEEP_ALIVE
     # Seconds shutdown waits for requests in flight (streams end at once).
-    graceful_shutdown: float = 3.0
+    graceful_shutdown: int = 3
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
@@ -246,8 +246,8 @@ def run_server(
         app,
         host=host,
         port=port,
-        timeout_keep_alive=int(max(1, round(limits.keep_alive))),
-        timeout_graceful_shutdown=int(max(1, round(limits.graceful_shutdown))),
+        timeout_keep_alive=limits.keep_alive,
+        timeout_graceful_shutdown=limits.graceful_shutdown,
         log_level="info",
     )
     config.load()

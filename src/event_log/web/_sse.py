@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -43,7 +42,6 @@ class StreamResponse(Response):
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._hub = hub
         self._sub = sub
-        self.background: BackgroundTask | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self._sub
